@@ -1,0 +1,168 @@
+// Header and question peek without a full decode: the hot path needs the ID, the
+// question and the client's EDNS size/DO bit, never the whole message object.
+import { HEADER_SIZE, TYPE_OPT } from './constants.js';
+
+export const PEEK_OK = 0;
+/** Not a query we may answer: QR=1, or too broken to build any answer from. Drop it. */
+export const PEEK_DROP = 1;
+/** Header fine, but QDCOUNT ≠ 1 or the question is unreadable: answer FORMERR. */
+export const PEEK_FORMERR = 2;
+/** Opcode other than QUERY: answer NOTIMP. */
+export const PEEK_NOTIMP = 3;
+
+export interface PeekedQuery {
+  status: typeof PEEK_OK | typeof PEEK_DROP | typeof PEEK_FORMERR | typeof PEEK_NOTIMP;
+  id: number;
+  qname: string;
+  qtype: number;
+  qclass: number;
+  /** Offset just past the question; HEADER_SIZE when there is no usable question. */
+  questionEnd: number;
+  ednsUdpSize: number;
+  dnssecOk: boolean;
+}
+
+const MAX_NAME_WIRE = 255;
+
+/**
+ * Read a question name at `offset` (no compression pointers: a query's only name starts
+ * at offset 12, so a pointer there can only be malformed). Returns the offset past the
+ * name, or -1. The decoded name is written into `out.name` (without trailing dot).
+ */
+function readQuestionName(buf: Buffer, offset: number, out: { name: string }): number {
+  let pos = offset;
+  let name = '';
+  let wireLen = 0;
+  for (;;) {
+    if (pos >= buf.length) return -1;
+    const len = buf[pos];
+    if (len === 0) {
+      pos += 1;
+      break;
+    }
+    if (len > 63) return -1;
+    wireLen += len + 1;
+    if (wireLen > MAX_NAME_WIRE) return -1;
+    const start = pos + 1;
+    const end = start + len;
+    if (end > buf.length) return -1;
+    let label = buf.toString('latin1', start, end);
+    // A dot inside a label would be mistaken for a label boundary by the suffix filters.
+    if (label.includes('.')) label = label.replaceAll('.', '\\.');
+    name = name.length === 0 ? label : `${name}.${label}`;
+    pos = end;
+  }
+  out.name = name;
+  return pos;
+}
+
+/** Skip a possibly compressed name; returns the offset past it or -1. */
+function skipName(buf: Buffer, offset: number): number {
+  let pos = offset;
+  for (let guard = 0; guard < 128; guard++) {
+    if (pos >= buf.length) return -1;
+    const len = buf[pos];
+    if (len === 0) return pos + 1;
+    if ((len & 0xc0) === 0xc0) return pos + 2 <= buf.length ? pos + 2 : -1;
+    if (len > 63) return -1;
+    pos += len + 1;
+  }
+  return -1;
+}
+
+const nameScratch = { name: '' };
+
+/**
+ * Peek at a client query. Never throws: every input maps to a status.
+ * Allocates one result object and the name string.
+ */
+export function peekQuery(buf: Buffer): PeekedQuery {
+  const result: PeekedQuery = {
+    status: PEEK_DROP,
+    id: 0,
+    qname: '',
+    qtype: 0,
+    qclass: 0,
+    questionEnd: HEADER_SIZE,
+    ednsUdpSize: 0,
+    dnssecOk: false,
+  };
+  if (buf.length < HEADER_SIZE) return result;
+  result.id = buf.readUInt16BE(0);
+  const flags = buf[2];
+  if (flags & 0x80) return result; // QR=1: a response sent to us; never answer it
+  const opcode = (flags >> 3) & 0x0f;
+  const qdcount = buf.readUInt16BE(4);
+  if (qdcount === 1) {
+    const end = readQuestionName(buf, HEADER_SIZE, nameScratch);
+    if (end > 0 && end + 4 <= buf.length) {
+      result.qname = nameScratch.name;
+      result.qtype = buf.readUInt16BE(end);
+      result.qclass = buf.readUInt16BE(end + 2);
+      result.questionEnd = end + 4;
+    }
+  }
+  if (opcode !== 0) {
+    result.status = PEEK_NOTIMP;
+    return result;
+  }
+  if (qdcount !== 1 || result.questionEnd === HEADER_SIZE) {
+    result.questionEnd = HEADER_SIZE;
+    result.status = PEEK_FORMERR;
+    return result;
+  }
+  const ancount = buf.readUInt16BE(6);
+  const nscount = buf.readUInt16BE(8);
+  const arcount = buf.readUInt16BE(10);
+  if (arcount > 0) {
+    let pos = result.questionEnd;
+    const total = ancount + nscount + arcount;
+    for (let i = 0; i < total; i++) {
+      pos = skipName(buf, pos);
+      if (pos < 0 || pos + 10 > buf.length) {
+        result.status = PEEK_FORMERR;
+        return result;
+      }
+      const type = buf.readUInt16BE(pos);
+      const rdlen = buf.readUInt16BE(pos + 8);
+      if (i >= ancount + nscount && type === TYPE_OPT) {
+        result.ednsUdpSize = Math.max(buf.readUInt16BE(pos + 2), 512);
+        result.dnssecOk = (buf[pos + 6] & 0x80) !== 0;
+      }
+      pos += 10 + rdlen;
+      if (pos > buf.length) {
+        result.status = PEEK_FORMERR;
+        return result;
+      }
+    }
+  }
+  result.status = PEEK_OK;
+  return result;
+}
+
+/** RCODE of a wire message (low 4 bits; extended RCODE bits are ignored). */
+export function rcodeOf(msg: Buffer): number {
+  return msg.length >= 4 ? msg[3] & 0x0f : -1;
+}
+
+export function isTruncated(msg: Buffer): boolean {
+  return msg.length >= 3 && (msg[2] & 0x02) !== 0;
+}
+
+/**
+ * True when `answer`'s question equals the query's question bytes (name compared
+ * case-insensitively, type and class exactly). Used to reject confused or spoofed
+ * upstream answers.
+ */
+export function sameQuestion(answer: Buffer, query: Buffer, questionEnd: number): boolean {
+  if (answer.length < questionEnd || answer.readUInt16BE(4) !== 1) return false;
+  for (let i = HEADER_SIZE; i < questionEnd; i++) {
+    let a = answer[i];
+    let b = query[i];
+    if (a === b) continue;
+    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
+    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+    if (a !== b) return false;
+  }
+  return true;
+}

@@ -1,0 +1,84 @@
+// Plain-number counters the hot path increments. No label strings are built per query:
+// each policy and upstream server gets its counter object once per config generation,
+// and the admin server turns these into Prometheus text at scrape time.
+//
+// Bounded: one entry per configured policy / upstream server name ever loaded (names
+// come from the config file, never from traffic).
+import type { Decision } from '../pipeline/context.js';
+
+export type DecisionCounts = Record<Decision, number>;
+
+export interface UpstreamCounts {
+  ok: number;
+  error: number;
+  timeout: number;
+}
+
+/** Fixed-bucket histogram (seconds), cheap to observe. */
+export class Histogram {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(readonly buckets: readonly number[]) {
+    this.counts = new Float64Array(buckets.length);
+  }
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    const b = this.buckets;
+    for (let i = 0; i < b.length; i++) {
+      if (value <= b[i]) {
+        this.counts[i]++;
+        return;
+      }
+    }
+  }
+}
+
+export const UPSTREAM_DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
+
+/** Policy name under which unmatched clients are counted. */
+export const UNMATCHED_POLICY = '';
+
+export class Counters {
+  readonly decisions = new Map<string, DecisionCounts>();
+  /** Responses sent, by RCODE (index 0..15). */
+  readonly responses = new Float64Array(16);
+  cacheHits = 0;
+  cacheMisses = 0;
+  malformed = 0;
+  /** Upstream answers rejected because their question did not match (or unknown id). */
+  upstreamMismatched = 0;
+  readonly upstream = new Map<string, UpstreamCounts>();
+  readonly pinFailures = new Map<string, number>();
+  /** Unix seconds of the verified leaf certificate's notAfter, by server id. */
+  readonly certExpiry = new Map<string, number>();
+  readonly reloads = { success: 0, failure: 0 };
+  readonly upstreamDuration = new Histogram(UPSTREAM_DURATION_BUCKETS);
+
+  forPolicy(name: string): DecisionCounts {
+    let c = this.decisions.get(name);
+    if (c === undefined) {
+      c = { allowed: 0, denied: 0, rate_limited: 0, filtered: 0, unmatched: 0 };
+      this.decisions.set(name, c);
+    }
+    return c;
+  }
+
+  /** Counter object for one server of one upstream set. */
+  forUpstream(set: string, server: string): UpstreamCounts {
+    const key = `${set}\u0000${server}`;
+    let c = this.upstream.get(key);
+    if (c === undefined) {
+      c = { ok: 0, error: 0, timeout: 0 };
+      this.upstream.set(key, c);
+    }
+    return c;
+  }
+
+  pinFailure(server: string): void {
+    this.pinFailures.set(server, (this.pinFailures.get(server) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,36 @@
+// The per-query state that travels through the stages: the client's wire bytes, what
+// was peeked from them, and what the stages decided (for logs and metrics).
+import type { CompiledPolicy } from './policy.js';
+
+export type Transport = 'udp' | 'tcp';
+export type Decision = 'allowed' | 'denied' | 'rate_limited' | 'filtered' | 'unmatched';
+
+export interface QueryContext {
+  /** The client's message exactly as received (never modified in place). */
+  readonly query: Buffer;
+  /** Client's 16-bit message ID. */
+  readonly id: number;
+  /** Query name as sent (case preserved), without trailing dot; "" is the root. */
+  readonly qname: string;
+  /** Lowercased qname: the key for filters and cache. */
+  readonly lname: string;
+  readonly qtype: number;
+  readonly qclass: number;
+  /** Offset just past the question section: query.subarray(12, questionEnd) is the question. */
+  readonly questionEnd: number;
+  /** Client's EDNS UDP payload size, 0 when the query carries no OPT record. */
+  readonly ednsUdpSize: number;
+  /** DNSSEC OK bit of the client's OPT record. */
+  readonly dnssecOk: boolean;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly transport: Transport;
+  /** performance.now() at arrival. */
+  readonly startedAt: number;
+  /** Set by match-policy; null only for unmatched clients. */
+  policy: CompiledPolicy | null;
+  decision: Decision;
+  cached: boolean;
+  /** Upstream server id that answered, when one did. */
+  upstreamServer: string | null;
+}
