@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+// Commands, flags (including the original tool's), signals and exit codes.
+import { readFileSync } from 'node:fs';
+import { runPin } from './commands/pin.js';
+import { configFromFlags } from './config/flags.js';
+import { ConfigError, loadConfigFile } from './config/load.js';
+import type { GatewayConfig } from './config/types.js';
+import { Gateway } from './gateway.js';
+import { createLogger } from './log.js';
+
+/** Exit codes, also listed in the README. */
+export const EXIT_OK = 0;
+export const EXIT_CONFIG = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_START = 3;
+
+const USAGE = `dns-tool — DNS policy gateway: plain DNS in, per-network policy, pinned DNS-over-TLS out
+
+Usage:
+  dns-tool --config FILE              run the gateway (also: dns-tool serve --config FILE)
+  dns-tool check FILE                 validate a config; prints FILE:LINE:COL: message per problem
+  dns-tool pin HOST[:PORT] [--name TLS_NAME]
+                                      show the SPKI pins of a DoT server's certificate chain
+  dns-tool -address A -port P -resolver-addr IP:PORT -resolver-fqdn NAME -resolver-pin PIN -timeout S
+                                      the original flags (single or double dash)
+  dns-tool --help | --version
+
+Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit 0.
+Exit codes: 0 ok, 1 invalid config, 2 usage error, 3 could not start (e.g. port in use).`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help' || first === '-help') {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT_OK;
+  }
+  if (first === '--version' || first === '-version' || first === '-v') {
+    process.stdout.write(`dns-tool ${version()}\n`);
+    return EXIT_OK;
+  }
+  if (first === 'check') {
+    if (rest.length !== 1) return usage('check takes exactly one FILE');
+    return check(rest[0]);
+  }
+  if (first === 'pin') return runPin(rest, process.stdout, process.stderr);
+  if (first === 'serve') return serveFromArgs(rest);
+  if (first === undefined) return usage('no config given');
+  return serveFromArgs(argv);
+}
+
+function usage(message: string): number {
+  process.stderr.write(`dns-tool: ${message}\n\n${USAGE}\n`);
+  return EXIT_USAGE;
+}
+
+async function check(path: string): Promise<number> {
+  const loaded = await loadConfigFile(path);
+  if ('problems' in loaded) {
+    process.stderr.write(`${new ConfigError(path, loaded.problems).format()}\n`);
+    return EXIT_CONFIG;
+  }
+  process.stdout.write(`${path}: ok\n`);
+  return EXIT_OK;
+}
+
+async function serveFromArgs(args: string[]): Promise<number> {
+  let configPath: string | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--config' || a === '-config' || a === '-c') configPath = args[++i] ?? null;
+    else if (a.startsWith('--config=')) configPath = a.slice('--config='.length);
+  }
+  let config: GatewayConfig;
+  if (configPath !== null) {
+    if (args.length !== 2 && !(args.length === 1 && args[0].startsWith('--config='))) {
+      return usage(`unexpected arguments beside --config: ${args.join(' ')}`);
+    }
+    const loaded = await loadConfigFile(configPath);
+    if ('problems' in loaded) {
+      process.stderr.write(`${new ConfigError(configPath, loaded.problems).format()}\n`);
+      return EXIT_CONFIG;
+    }
+    config = loaded.config;
+  } else {
+    let fromFlags: GatewayConfig | null;
+    try {
+      fromFlags = configFromFlags(args);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`${err.format()}\n`);
+        return EXIT_USAGE;
+      }
+      throw err;
+    }
+    if (fromFlags === null) return usage(`unknown arguments: ${args.join(' ')}`);
+    config = fromFlags;
+  }
+  return serve(config, configPath);
+}
+
+async function serve(config: GatewayConfig, configPath: string | null): Promise<number> {
+  const logger = createLogger(config.log.level);
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start(config, { logger, configPath: configPath ?? undefined });
+  } catch (err) {
+    logger.fatal({ err }, 'could not start');
+    logger.flush();
+    process.stderr.write(`dns-tool: ${(err as Error).message}\n`);
+    return EXIT_START;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal, inflight: gateway.inFlight }, 'stopping: draining in-flight queries');
+      gateway.stop().then(() => {
+        logger.info('stopped');
+        logger.flush();
+        resolve(EXIT_OK);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      if (configPath === null) {
+        logger.warn('SIGHUP ignored: running from flags, there is no config file to reload');
+        return;
+      }
+      void gateway.reload();
+    });
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Unref'd timers and closed sockets let the loop end; force it only if something lingers.
+    setTimeout(() => process.exit(code), 1000).unref();
+  },
+  (err) => {
+    process.stderr.write(`dns-tool: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(EXIT_START);
+  },
+);

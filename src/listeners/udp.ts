@@ -1,0 +1,71 @@
+// A UDP listener: one datagram in, at most one datagram out, sized by the entry.
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from '../log.js';
+import { MALFORMED, type EntryResult, type QueryEntry } from '../pipeline/entry.js';
+import { ListenError } from './errors.js';
+
+export class UdpListener {
+  private socket: dgram.Socket | null = null;
+  private boundPort = 0;
+
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    private readonly entry: QueryEntry,
+    private readonly logger: Logger,
+  ) {}
+
+  get localPort(): number {
+    return this.boundPort;
+  }
+
+  listen(): Promise<void> {
+    const socket = dgram.createSocket({ type: isIPv6(this.address) ? 'udp6' : 'udp4', reuseAddr: false });
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        socket.close();
+        reject(new ListenError('udp', this.address, this.port, err));
+      };
+      socket.once('error', onError);
+      socket.bind(this.port, this.address, () => {
+        socket.off('error', onError);
+        // Socket errors after bind (ICMP unreachable bursts, EMSGSIZE) are per packet; log, keep serving.
+        socket.on('error', (err) => this.logger.warn({ err, listener: 'udp' }, 'udp socket error'));
+        try {
+          socket.setRecvBufferSize(4 * 1024 * 1024);
+          socket.setSendBufferSize(4 * 1024 * 1024);
+        } catch {
+          // The kernel caps these (net.core.rmem_max); the defaults still work.
+        }
+        socket.on('message', (msg, rinfo) => this.onMessage(socket, msg, rinfo.address, rinfo.port));
+        this.boundPort = socket.address().port;
+        this.socket = socket;
+        resolve();
+      });
+    });
+  }
+
+  private onMessage(socket: dgram.Socket, msg: Buffer, address: string, port: number): void {
+    const result = this.entry.handle(msg, address, port, 'udp');
+    if (result instanceof Promise) result.then((r) => send(socket, r, address, port));
+    else send(socket, result, address, port);
+  }
+
+  /** Stop receiving; answers still pending are dropped by the closed socket (UDP has no connection to drain). */
+  close(_graceMs = 0): Promise<void> {
+    const socket = this.socket;
+    this.socket = null;
+    if (!socket) return Promise.resolve();
+    return new Promise((resolve) => socket.close(() => resolve()));
+  }
+}
+
+function send(socket: dgram.Socket, result: EntryResult, address: string, port: number): void {
+  if (result === null || result === MALFORMED) return;
+  try {
+    socket.send(result, port, address);
+  } catch {
+    // Socket closed by a reload or shutdown between query and answer: nothing to send on.
+  }
+}

@@ -1,0 +1,137 @@
+// Builds one config generation: the policy table, each policy's composed stage chain and
+// the upstream sets, plus the state carried over from the previous generation
+// (rate-limit buckets, caches) where the config that owns it did not change.
+import type { GatewayConfig, PolicyConfig, UpstreamSetConfig } from '../config/types.js';
+import type { Logger } from '../log.js';
+import { type Counters, type DecisionCounts, UNMATCHED_POLICY } from '../metrics/counters.js';
+import { AnswerCache, CacheStage } from '../stages/cache.js';
+import { denyAnswer } from '../stages/deny.js';
+import { DomainStage } from '../stages/domain.js';
+import { ForwardStage } from '../stages/forward.js';
+import { PolicyTable } from '../stages/match-policy.js';
+import { QueryTypeStage } from '../stages/query-type.js';
+import { RateLimiter, RateLimitStage } from '../stages/rate-limit.js';
+import type { UpstreamHub } from '../upstream/hub.js';
+import type { UpstreamSet } from '../upstream/set.js';
+import type { CompiledPolicy } from './policy.js';
+import { compose, type Handler, type Stage } from './stage.js';
+
+/** State that outlives a generation, keyed by the config it was built from. */
+export interface CarriedState {
+  /** policy name → limiter, kept while the policy's rate_limit (and the bucket bound) is unchanged. */
+  readonly limiters: Map<string, { key: string; limiter: RateLimiter }>;
+  /** upstream set name → cache, kept while the set and the cache settings are unchanged. */
+  readonly caches: Map<string, { key: string; cache: AnswerCache }>;
+}
+
+export interface BuildDeps {
+  readonly counters: Counters;
+  readonly logger: Logger;
+  readonly hub: UpstreamHub;
+  readonly carried: CarriedState;
+  /** Milliseconds; injected so stages are testable without sleeping. */
+  readonly now: () => number;
+}
+
+export interface Generation {
+  readonly config: GatewayConfig;
+  readonly table: PolicyTable<CompiledPolicy>;
+  readonly upstreamSets: ReadonlyMap<string, UpstreamSet>;
+  readonly unmatchedCounts: DecisionCounts;
+  readonly logUnmatched: boolean;
+  /** The carried state this generation uses; the store keeps only these after a swap. */
+  readonly carried: CarriedState;
+}
+
+export function buildGeneration(config: GatewayConfig, deps: BuildDeps): Generation {
+  const upstreamSets = deps.hub.buildSets(config.upstreams);
+  const carried: CarriedState = { limiters: new Map(), caches: new Map() };
+  const entries: { cidr: string; value: CompiledPolicy }[] = [];
+  for (const policy of config.policies) {
+    const compiled = compilePolicy(policy, config, upstreamSets, deps, carried);
+    for (const cidr of policy.clients) entries.push({ cidr, value: compiled });
+  }
+  return {
+    config,
+    table: new PolicyTable(entries),
+    upstreamSets,
+    unmatchedCounts: deps.counters.forPolicy(UNMATCHED_POLICY),
+    logUnmatched: config.log.queries,
+    carried,
+  };
+}
+
+function compilePolicy(
+  policy: PolicyConfig,
+  config: GatewayConfig,
+  upstreamSets: ReadonlyMap<string, UpstreamSet>,
+  deps: BuildDeps,
+  carried: CarriedState,
+): CompiledPolicy {
+  const udpMax = config.limits.udpMaxPayload;
+  const counts = deps.counters.forPolicy(policy.name);
+  const logQueries = policy.logQueries ?? config.log.queries;
+
+  if (policy.action === 'deny') {
+    // A denying policy has no other stage: nothing after the refusal could run.
+    const handle: Handler = (ctx) => {
+      ctx.decision = 'denied';
+      return denyAnswer(ctx, policy.denyWith, udpMax);
+    };
+    return { name: policy.name, config: policy, handle, counts, logQueries };
+  }
+
+  const upstream = upstreamSets.get(policy.upstream);
+  if (!upstream) throw new Error(`policy ${policy.name}: upstream set ${policy.upstream} not built`);
+
+  // The order, once, with why each stage sits where it does:
+  const stages: Stage[] = [];
+  // 1. rate limit first: a flooding client must cost as little as possible, and limited
+  //    queries must not warm the cache or reach the upstream.
+  if (policy.rateLimit) {
+    stages.push(new RateLimitStage(carriedLimiter(policy, config, deps, carried), policy.rateLimit, udpMax));
+  }
+  // 2. query type before domain: a type check is one Set probe, a domain check walks labels.
+  if (policy.queryTypes) stages.push(new QueryTypeStage(policy.queryTypes, policy.denyWith, udpMax));
+  // 3. domain filter before the cache: a name filtered now must not be answered from a
+  //    cache warmed while it was allowed (or by another policy sharing the upstream set).
+  if (policy.domains) stages.push(new DomainStage(policy.domains, policy.denyWith, udpMax));
+  // 4. cache last before the upstream: only queries that passed every check get here.
+  if (policy.cache) {
+    const cache = carriedCache(policy.upstream, config, deps, carried);
+    stages.push(new CacheStage(cache, deps.counters));
+  }
+  const forward = new ForwardStage(upstream, config.limits.timeoutMs, udpMax);
+  return { name: policy.name, config: policy, handle: compose(stages, forward.handle), counts, logQueries };
+}
+
+function carriedLimiter(
+  policy: PolicyConfig,
+  config: GatewayConfig,
+  deps: BuildDeps,
+  carried: CarriedState,
+): RateLimiter {
+  const rl = policy.rateLimit!;
+  const key = JSON.stringify([rl, config.limits.maxRateLimitBuckets]);
+  const existing = carried.limiters.get(policy.name) ?? deps.carried.limiters.get(policy.name);
+  if (existing && existing.key === key) {
+    carried.limiters.set(policy.name, existing);
+    return existing.limiter;
+  }
+  const limiter = new RateLimiter(rl, config.limits.maxRateLimitBuckets, deps.now);
+  carried.limiters.set(policy.name, { key, limiter });
+  return limiter;
+}
+
+function carriedCache(setName: string, config: GatewayConfig, deps: BuildDeps, carried: CarriedState): AnswerCache {
+  const setConfig = config.upstreams.get(setName) as UpstreamSetConfig;
+  const key = JSON.stringify([setConfig, config.cache]);
+  const existing = carried.caches.get(setName) ?? deps.carried.caches.get(setName);
+  if (existing && existing.key === key) {
+    carried.caches.set(setName, existing);
+    return existing.cache;
+  }
+  const cache = new AnswerCache(config.cache, deps.now);
+  carried.caches.set(setName, { key, cache });
+  return cache;
+}

@@ -1,0 +1,152 @@
+// Where every client message enters: peek, reject bad input, pick the policy, run its
+// chain on the current generation, then count, log and size the answer for its transport.
+import { performance } from 'node:perf_hooks';
+import { synthesize, truncateAnswer } from '../dns/answer.js';
+import {
+  CLASSIC_UDP_SIZE,
+  RCODE_FORMERR,
+  RCODE_NAMES,
+  RCODE_NOTIMP,
+  RCODE_REFUSED,
+  RCODE_SERVFAIL,
+} from '../dns/constants.js';
+import { PEEK_DROP, PEEK_FORMERR, PEEK_NOTIMP, peekQuery } from '../dns/wire.js';
+import type { Logger } from '../log.js';
+import type { Counters } from '../metrics/counters.js';
+import { rrTypeName as typeName } from '../config/rrtypes.js';
+import type { Generation } from './build.js';
+import type { QueryContext, Transport } from './context.js';
+import type { StageResult } from './stage.js';
+
+/** Returned for input that must be dropped as malformed; TCP listeners close the connection. */
+export const MALFORMED = Symbol('malformed');
+export type EntryResult = StageResult | typeof MALFORMED;
+
+export class QueryEntry {
+  private inflight = 0;
+  private readonly queryLog: Logger;
+
+  constructor(
+    private readonly generation: () => Generation,
+    private readonly counters: Counters,
+    logger: Logger,
+  ) {
+    this.queryLog = logger.child({ component: 'query' });
+  }
+
+  /** Client queries currently waiting on a stage (the upstream, usually). */
+  get inFlight(): number {
+    return this.inflight;
+  }
+
+  /**
+   * Answer one client message. Returns synchronously when no stage waits (refusals,
+   * cache hits), so those paths allocate no promise. Never throws or rejects.
+   */
+  handle(msg: Buffer, address: string, port: number, transport: Transport): EntryResult | Promise<EntryResult> {
+    const gen = this.generation();
+    const udpMax = gen.config.limits.udpMaxPayload;
+    const peek = peekQuery(msg);
+    if (peek.status === PEEK_DROP) {
+      this.counters.malformed++;
+      return MALFORMED;
+    }
+    if (peek.status === PEEK_FORMERR || peek.status === PEEK_NOTIMP) {
+      if (peek.status === PEEK_FORMERR) this.counters.malformed++;
+      const rcode = peek.status === PEEK_FORMERR ? RCODE_FORMERR : RCODE_NOTIMP;
+      this.counters.responses[rcode]++;
+      return synthesize(msg, peek.questionEnd, rcode, peek.ednsUdpSize, udpMax);
+    }
+    const ctx: QueryContext = {
+      query: msg,
+      id: peek.id,
+      qname: peek.qname,
+      lname: peek.qname.toLowerCase(),
+      qtype: peek.qtype,
+      qclass: peek.qclass,
+      questionEnd: peek.questionEnd,
+      ednsUdpSize: peek.ednsUdpSize,
+      dnssecOk: peek.dnssecOk,
+      clientAddress: address,
+      clientPort: port,
+      transport,
+      startedAt: performance.now(),
+      policy: null,
+      decision: 'allowed',
+      cached: false,
+      upstreamServer: null,
+    };
+    const policy = gen.table.lookup(address);
+    if (policy === null) {
+      ctx.decision = 'unmatched';
+      gen.unmatchedCounts.unmatched++;
+      const refused = synthesize(msg, ctx.questionEnd, RCODE_REFUSED, ctx.ednsUdpSize, udpMax);
+      return this.finish(ctx, refused, gen.logUnmatched, udpMax);
+    }
+    ctx.policy = policy;
+    if (this.inflight >= gen.config.limits.maxInflight) {
+      // Overloaded: refuse new work at once rather than queue without bound.
+      return this.finish(ctx, synthesize(msg, ctx.questionEnd, RCODE_SERVFAIL, ctx.ednsUdpSize, udpMax), policy.logQueries, udpMax);
+    }
+    let result: StageResult | Promise<StageResult>;
+    try {
+      result = policy.handle(ctx);
+    } catch (err) {
+      result = this.stageFailed(ctx, err, udpMax);
+    }
+    if (!(result instanceof Promise)) {
+      policy.counts[ctx.decision]++;
+      return this.finish(ctx, result, policy.logQueries, udpMax);
+    }
+    this.inflight++;
+    return result.then(
+      (answer) => {
+        this.inflight--;
+        policy.counts[ctx.decision]++;
+        return this.finish(ctx, answer, policy.logQueries, udpMax);
+      },
+      (err: unknown) => {
+        this.inflight--;
+        policy.counts[ctx.decision]++;
+        return this.finish(ctx, this.stageFailed(ctx, err, udpMax), policy.logQueries, udpMax);
+      },
+    );
+  }
+
+  private stageFailed(ctx: QueryContext, err: unknown, udpMax: number): Buffer {
+    // A stage bug must cost one SERVFAIL, never the process.
+    this.queryLog.error({ err, qname: ctx.qname, policy: ctx.policy?.name }, 'stage failed');
+    return synthesize(ctx.query, ctx.questionEnd, RCODE_SERVFAIL, ctx.ednsUdpSize, udpMax);
+  }
+
+  private finish(ctx: QueryContext, answer: StageResult, log: boolean, udpMax: number): StageResult {
+    let out = answer;
+    if (out !== null) {
+      if (ctx.transport === 'udp') {
+        const limit = ctx.ednsUdpSize > 0 ? Math.min(ctx.ednsUdpSize, udpMax) : CLASSIC_UDP_SIZE;
+        if (out.length > limit) out = truncateAnswer(out, ctx.questionEnd, ctx.ednsUdpSize, udpMax);
+      }
+      this.counters.responses[out[3] & 0x0f]++;
+    }
+    if (log) this.logQuery(ctx, out);
+    return out;
+  }
+
+  private logQuery(ctx: QueryContext, answer: StageResult): void {
+    this.queryLog.info(
+      {
+        client: ctx.clientAddress,
+        qname: ctx.qname === '' ? '.' : ctx.qname,
+        qtype: typeName(ctx.qtype),
+        policy: ctx.policy ? ctx.policy.name : null,
+        decision: ctx.decision,
+        rcode: answer === null ? null : RCODE_NAMES[answer[3] & 0x0f],
+        cached: ctx.cached,
+        upstream: ctx.upstreamServer,
+        duration_ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
+        transport: ctx.transport,
+      },
+      'query',
+    );
+  }
+}
