@@ -82,6 +82,9 @@ export class Gateway {
         gw.watcher = await watchConfigFile(options.configPath, () => void gw.reload(), {
           onError: (err) => gw.logger.warn({ err }, 'config watch error'),
         });
+        // The watch's baseline is the file as it is now; an edit made between loading and
+        // watching would go unseen, so compare once (a no-op when the hash is unchanged).
+        void gw.reload();
       }
     } catch (err) {
       await gw.stop(0);

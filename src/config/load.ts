@@ -1,0 +1,187 @@
+// Turns config text into a frozen GatewayConfig or a list of positioned problems: YAML
+// parsing with source positions, then schema, semantic checks and freezing, in that order.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { freezeConfig, type RawConfig } from './freeze.js';
+import { schemaProblems } from './schema.js';
+import { semanticProblems } from './semantic.js';
+import type { GatewayConfig } from './types.js';
+
+/** One thing wrong with a config. line/col are 1-based; 0/0 means "no position" (e.g. flags). */
+export interface ConfigProblem {
+  line: number;
+  col: number;
+  message: string;
+}
+
+export type ConfigResult = { config: GatewayConfig } | { problems: ConfigProblem[] };
+
+/** A path into the config data: map keys and sequence indexes, as ajv's instancePath spells them. */
+export type ConfigPath = readonly (string | number)[];
+
+/**
+ * Finds where a path is written. `key` asks for the key of the last segment (for unknown keys);
+ * `value` for its value. A path that is not in the source (a default, a missing key) resolves to
+ * the nearest written ancestor.
+ */
+export type Locator = (path: ConfigPath, at: 'key' | 'value') => { line: number; col: number };
+
+/** Used where there is no source text to point into. */
+export const NO_POSITION: Locator = () => ({ line: 0, col: 0 });
+
+/** Stable code so callers can tell config errors from others without instanceof. */
+export const CONFIG_ERROR_CODE = 'ERR_DNS_TOOL_CONFIG';
+
+export class ConfigError extends Error {
+  readonly code = CONFIG_ERROR_CODE;
+  readonly source: string;
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(source: string, problems: ConfigProblem[]) {
+    super(formatProblems(source, problems));
+    this.name = 'ConfigError';
+    this.source = source;
+    this.problems = problems;
+  }
+
+  /** One "FILE:LINE:COL: message" line per problem. */
+  format(): string {
+    return formatProblems(this.source, this.problems);
+  }
+}
+
+export function formatProblems(source: string, problems: readonly ConfigProblem[]): string {
+  return problems.map((p) => `${source}:${p.line}:${p.col}: ${p.message}`).join('\n');
+}
+
+/**
+ * Parse + schema + semantic + freeze. Never throws for bad input: returns problems, all of them,
+ * sorted by position. Reads ca_file contents; paths are relative to baseDir.
+ */
+export function parseConfig(text: string, source: string, baseDir: string): ConfigResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      problems: sortProblems(
+        doc.errors.map((e) => {
+          const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
+          return { line: pos.line, col: pos.col, message: yamlMessage(e.message) };
+        }),
+      ),
+    };
+  }
+  if (doc.contents === null) {
+    return {
+      problems: [
+        {
+          line: 1,
+          col: 1,
+          message: 'config is empty; expected a mapping with version, listeners, upstreams, policies',
+        },
+      ],
+    };
+  }
+  let raw: unknown;
+  try {
+    // maxAliasCount bounds alias expansion so a small hostile file cannot blow up in memory.
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    return { problems: [{ line: 1, col: 1, message: (err as Error).message }] };
+  }
+  const hash = createHash('sha256').update(text).digest('hex');
+  return buildConfig(raw, yamlLocator(doc, lineCounter), { source, hash, baseDir });
+}
+
+/** Reads and parses a config file; a relative ca_file is taken from the file's directory. */
+export async function loadConfigFile(path: string): Promise<ConfigResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { problems: [{ line: 0, col: 0, message: `cannot read config file: ${(err as Error).message}` }] };
+  }
+  return parseConfig(text, path, dirname(resolve(path)));
+}
+
+/** The `check` command's core: "FILE:LINE:COL: message" lines, none when the file is valid. */
+export async function checkConfigFile(path: string): Promise<string[]> {
+  const result = await loadConfigFile(path);
+  return 'problems' in result ? result.problems.map((p) => formatProblems(path, [p])) : [];
+}
+
+/** Validates a YAML string (e.g. a README example); returns its problems, none when valid. */
+export function validateConfigText(text: string, baseDir: string = process.cwd()): ConfigProblem[] {
+  const result = parseConfig(text, '<text>', baseDir);
+  return 'problems' in result ? result.problems : [];
+}
+
+/**
+ * Schema (which also fills in defaults, mutating raw), semantic checks, then freeze when nothing
+ * is wrong. Shared by files and the seed-flags mode so both get the same defaults and checks.
+ */
+export function buildConfig(
+  raw: unknown,
+  locate: Locator,
+  meta: { source: string; hash: string; baseDir: string },
+): ConfigResult {
+  const problems = schemaProblems(raw, locate);
+  const semantic = semanticProblems(raw, locate, meta.baseDir);
+  problems.push(...semantic.problems);
+  if (problems.length > 0) return { problems: sortProblems(problems) };
+  return { config: freezeConfig(raw as RawConfig, semantic.caFiles, meta) };
+}
+
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  const unique = problems.filter((p) => {
+    const key = `${p.line}:${p.col}:${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  // Array.prototype.sort is stable, so problems at one position keep the order they were found in.
+  return unique.sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+/** yaml's pretty messages repeat the position and quote the source; keep only the first clause. */
+function yamlMessage(message: string): string {
+  const match = /^(.*?) at line \d+, column \d+/s.exec(message);
+  return `YAML: ${(match ? match[1] : message.split('\n')[0]).trim()}`;
+}
+
+function yamlLocator(doc: Document, lineCounter: LineCounter): Locator {
+  const positionOf = (node: Node | null | undefined): { line: number; col: number } | null => {
+    const start = node?.range?.[0];
+    return start === undefined ? null : lineCounter.linePos(start);
+  };
+  return (path, at) => {
+    let node: unknown = doc.contents;
+    let best = positionOf(doc.contents as Node) ?? { line: 1, col: 1 };
+    for (let i = 0; i < path.length; i++) {
+      if (isAlias(node)) node = node.resolve(doc);
+      const segment = String(path[i]);
+      if (isMap(node)) {
+        const pair = node.items.find(
+          (p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === segment,
+        );
+        if (pair === undefined) break;
+        const keyPos = positionOf(pair.key as Node);
+        if (i === path.length - 1 && at === 'key' && keyPos) return keyPos;
+        // `key:` with nothing after it has a null value; its key is the best place to point.
+        if (pair.value === null || pair.value === undefined) return keyPos ?? best;
+        node = pair.value;
+      } else if (isSeq(node)) {
+        const item = node.items[Number(segment)];
+        if (item === undefined) break;
+        node = item;
+      } else {
+        break;
+      }
+      best = positionOf(node as Node) ?? best;
+    }
+    return best;
+  };
+}
