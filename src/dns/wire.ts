@@ -47,8 +47,9 @@ function readQuestionName(buf: Buffer, offset: number, out: { name: string }): n
     const end = start + len;
     if (end > buf.length) return -1;
     let label = buf.toString('latin1', start, end);
-    // A dot inside a label would be mistaken for a label boundary by the suffix filters.
-    if (label.includes('.')) label = label.replaceAll('.', '\\.');
+    // A dot inside a label would be mistaken for a label boundary by the suffix filters;
+    // escape it (and the escape character itself, so the result is unambiguous).
+    if (label.includes('.') || label.includes('\\')) label = label.replaceAll('\\', '\\\\').replaceAll('.', '\\.');
     name = name.length === 0 ? label : `${name}.${label}`;
     pos = end;
   }
@@ -165,4 +166,16 @@ export function sameQuestion(answer: Buffer, query: Buffer, questionEnd: number)
     if (a !== b) return false;
   }
   return true;
+}
+
+/**
+ * Lowercase ASCII letters only (RFC 4343: DNS names compare case-insensitively for
+ * A–Z alone; folding Latin-1 letters would merge names that differ on the wire).
+ */
+export function asciiLower(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) return name.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  }
+  return name;
 }

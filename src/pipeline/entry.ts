@@ -10,7 +10,7 @@ import {
   RCODE_REFUSED,
   RCODE_SERVFAIL,
 } from '../dns/constants.js';
-import { PEEK_DROP, PEEK_FORMERR, PEEK_NOTIMP, peekQuery } from '../dns/wire.js';
+import { asciiLower, PEEK_DROP, PEEK_FORMERR, PEEK_NOTIMP, peekQuery } from '../dns/wire.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../metrics/counters.js';
 import { rrTypeName as typeName } from '../config/rrtypes.js';
@@ -61,7 +61,7 @@ export class QueryEntry {
       query: msg,
       id: peek.id,
       qname: peek.qname,
-      lname: peek.qname.toLowerCase(),
+      lname: asciiLower(peek.qname),
       qtype: peek.qtype,
       qclass: peek.qclass,
       questionEnd: peek.questionEnd,

@@ -1,0 +1,271 @@
+// The answer cache stage: upstream answers kept as wire bytes, aged on each hit, and
+// concurrent identical misses folded into one upstream query.
+import type { CacheConfig } from '../config/types.js';
+import { setId } from '../dns/answer.js';
+import { HEADER_SIZE, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_OPT } from '../dns/constants.js';
+import { ageTtls, layoutOf, minTtl, readTtl } from '../dns/ttl.js';
+import { sameQuestion } from '../dns/wire.js';
+import type { Counters } from '../metrics/counters.js';
+import type { QueryContext } from '../pipeline/context.js';
+import type { Handler, MaybePromise, Stage, StageResult } from '../pipeline/stage.js';
+
+/** Size of the minimal OPT record rebuilt for EDNS clients on a hit. */
+const OPT_SIZE = 11;
+/** UDP size advertised when the stored answer carried no OPT to copy it from (DESIGN default). */
+const DEFAULT_UDP_SIZE = 1232;
+
+interface CacheEntry {
+  /** The answer as stored: OPT record removed, TTLs already clamped, never handed out. */
+  readonly wire: Buffer;
+  readonly questionEnd: number;
+  /** TTL field offsets of every record of `wire`. */
+  readonly ttlOffsets: Uint16Array;
+  /** UDP size of the stored answer's OPT, reused in the OPT rebuilt for EDNS clients. */
+  readonly udpSize: number;
+  readonly storedAt: number;
+  readonly expiresAt: number;
+}
+
+/**
+ * Wire-bytes LRU of upstream answers, one instance per upstream set, so it survives
+ * reloads while the set is unchanged (the set is implied by the instance, not the key).
+ *
+ * Bound: at most `maxEntries` entries of at most 64 KiB each; storing into a full cache
+ * drops the least recently used entry. Expired entries are dropped when looked up.
+ *
+ * The OPT record is not stored: it describes one exchange, not the data. A hit for a
+ * client that sent EDNS gets a fresh minimal OPT (its DO bit is the key's); a client
+ * without EDNS gets none, as RFC 6891 §7 asks.
+ */
+export class AnswerCache {
+  private readonly entries = new Map<string, CacheEntry>();
+
+  constructor(
+    private readonly cfg: CacheConfig,
+    private readonly now: () => number,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  /**
+   * Lowercased name, type, class and DO bit. The numeric fields sit at the end in a fixed
+   * shape, so no name (whatever bytes its labels hold) can collide with another key.
+   */
+  keyOf(ctx: QueryContext): string {
+    return `${ctx.lname}\u0000${ctx.qtype}\u0000${ctx.qclass}\u0000${ctx.dnssecOk ? 1 : 0}`;
+  }
+
+  /**
+   * Answer with TTLs counted down, the client's ID, RD bit and question bytes (case)
+   * copied in; null on miss or expiry.
+   */
+  get(ctx: QueryContext): Buffer | null {
+    return this.lookup(ctx, this.keyOf(ctx));
+  }
+
+  /** `get` for a key the caller already computed with `keyOf(ctx)`. */
+  lookup(ctx: QueryContext, key: string): Buffer | null {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return null;
+    const now = this.now();
+    if (now >= entry.expiresAt) {
+      this.entries.delete(key);
+      return null;
+    }
+    // Guards the key: lname folds more than ASCII case, the wire comparison does not.
+    if (entry.questionEnd !== ctx.questionEnd || !sameQuestion(entry.wire, ctx.query, ctx.questionEnd)) {
+      return null;
+    }
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+
+    const withOpt = ctx.ednsUdpSize > 0;
+    const wire = entry.wire;
+    const out = Buffer.allocUnsafe(wire.length + (withOpt ? OPT_SIZE : 0));
+    wire.copy(out, 0);
+    setId(out, ctx.id);
+    ctx.query.copy(out, HEADER_SIZE, HEADER_SIZE, ctx.questionEnd);
+    out[2] = (out[2] & 0xfe) | (ctx.query[2] & 0x01);
+    ageTtls(out, entry.ttlOffsets, Math.floor((now - entry.storedAt) / 1000));
+    if (withOpt) {
+      out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+      writeOpt(out, wire.length, entry.udpSize, ctx.dnssecOk);
+    }
+    return out;
+  }
+
+  /**
+   * Store an upstream answer to ctx's question. Kept: NOERROR and NXDOMAIN answers that
+   * are not truncated and whose question is ctx's. Positive lifetime: the smallest TTL of
+   * the answer section, clamped to [minTtl, maxTtl]. Negative (NXDOMAIN, or no answer
+   * records): min(SOA TTL, SOA MINIMUM) capped by negativeTtl (RFC 2308 §5), and not
+   * stored at all without a SOA. A lifetime of 0 is not stored.
+   */
+  set(ctx: QueryContext, answer: Buffer): void {
+    const cfg = this.cfg;
+    if (cfg.maxEntries <= 0 || answer.length < HEADER_SIZE) return;
+    const flags = answer[2];
+    // QR must be set, opcode QUERY, TC clear: a truncated answer is incomplete by definition.
+    if ((flags & 0xfa) !== 0x80) return;
+    const rcode = answer[3] & 0x0f;
+    if (rcode !== RCODE_NOERROR && rcode !== RCODE_NXDOMAIN) return;
+    const layout = layoutOf(answer);
+    if (layout === null || layout.end !== answer.length) return;
+    if (layout.questionEnd !== ctx.questionEnd || !sameQuestion(answer, ctx.query, ctx.questionEnd)) return;
+
+    let udpSize = DEFAULT_UDP_SIZE;
+    let storedLength = answer.length;
+    if (layout.optStart >= 0) {
+      // Cutting an OPT out of the middle would move the records after it and break any
+      // compression pointer into them; upstreams put OPT last, so just skip the odd case.
+      if (layout.optEnd !== answer.length || answer[layout.optStart] !== 0) return;
+      // A non-zero extended RCODE (BADVERS, BADCOOKIE, ...) is an error answer.
+      if (answer[layout.optStart + 5] !== 0) return;
+      udpSize = Math.max(answer.readUInt16BE(layout.optStart + 3), 512);
+      storedLength = layout.optStart;
+    }
+
+    let lifetime = Number.POSITIVE_INFINITY;
+    if (layout.answerTtls > 0) {
+      lifetime = clamp(minTtl(answer, layout.ttlOffsets, layout.answerTtls), cfg.minTtl, cfg.maxTtl);
+    }
+    // A SOA in the authority section marks a negative answer (also NXDOMAIN/NODATA behind a CNAME).
+    let cap = Number.POSITIVE_INFINITY;
+    if (layout.soaTtlOffset >= 0) {
+      cap = Math.min(
+        readTtl(answer, layout.soaTtlOffset),
+        readTtl(answer, layout.soaMinimumOffset),
+        cfg.negativeTtl,
+        cfg.maxTtl,
+      );
+      lifetime = Math.min(lifetime, cap);
+    } else if (layout.answerTtls === 0 || rcode === RCODE_NXDOMAIN) {
+      return;
+    }
+    if (!(lifetime > 0) || lifetime === Number.POSITIVE_INFINITY) return;
+
+    const wire = Buffer.allocUnsafe(storedLength);
+    answer.copy(wire, 0, 0, storedLength);
+    if (storedLength !== answer.length) wire.writeUInt16BE(wire.readUInt16BE(10) - 1, 10);
+    const offsets = layout.ttlOffsets;
+    for (let i = 0; i < offsets.length; i++) {
+      const ttl = Math.min(clamp(readTtl(wire, offsets[i]), cfg.minTtl, cfg.maxTtl), cap);
+      wire.writeUInt32BE(ttl, offsets[i]);
+    }
+
+    const key = this.keyOf(ctx);
+    const entries = this.entries;
+    entries.delete(key);
+    while (entries.size >= cfg.maxEntries) {
+      const oldest = entries.keys().next();
+      if (oldest.done) break;
+      entries.delete(oldest.value);
+    }
+    const storedAt = this.now();
+    entries.set(key, {
+      wire,
+      questionEnd: layout.questionEnd,
+      ttlOffsets: offsets,
+      udpSize,
+      storedAt,
+      expiresAt: storedAt + lifetime * 1000,
+    });
+  }
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return value < min ? min : Math.min(value, max);
+}
+
+function writeOpt(out: Buffer, at: number, udpSize: number, dnssecOk: boolean): void {
+  out[at] = 0; // root name
+  out.writeUInt16BE(TYPE_OPT, at + 1);
+  out.writeUInt16BE(udpSize, at + 3);
+  out.writeUInt32BE(dnssecOk ? 0x8000 : 0, at + 5); // ext-rcode 0, version 0, DO
+  out.writeUInt16BE(0, at + 9); // no options
+}
+
+function ignore(): void {}
+
+/**
+ * Cache in front of the upstream. A hit is answered synchronously (no promise). Misses
+ * for the same key and EDNS presence that arrive while one is being fetched wait for that
+ * fetch instead of querying the upstream again; each gets its own copy with its own ID,
+ * RD bit and question case, and the same outcome when the fetch yields nothing or throws.
+ *
+ * Bound: one pending entry per distinct key being fetched, so never more than the
+ * in-flight queries the listeners admit; entries go when the fetch settles, which the
+ * upstream stage's timeout guarantees.
+ */
+export class CacheStage implements Stage {
+  readonly name = 'cache';
+  /** Shared fetch per key: resolves to a private snapshot of the answer, or null. */
+  private readonly pending = new Map<string, Promise<StageResult>>();
+
+  constructor(
+    private readonly cache: AnswerCache,
+    private readonly counters: Counters,
+  ) {}
+
+  handle(ctx: QueryContext, next: Handler): MaybePromise<StageResult> {
+    const cache = this.cache;
+    const key = cache.keyOf(ctx);
+    const hit = cache.lookup(ctx, key);
+    if (hit !== null) {
+      this.counters.cacheHits++;
+      ctx.cached = true;
+      return hit;
+    }
+    this.counters.cacheMisses++;
+    // Clients with and without EDNS get answers that differ in their OPT record.
+    const fetchKey = ctx.ednsUdpSize > 0 ? `${key}\u0000e` : key;
+    const shared = this.pending.get(fetchKey);
+    if (shared !== undefined) {
+      return shared.then((answer) => (answer === null ? null : answerForWaiter(answer, ctx, next)));
+    }
+
+    const result = next(ctx);
+    if (result === null || Buffer.isBuffer(result)) {
+      if (result !== null) cache.set(ctx, result);
+      return result;
+    }
+    // Registered before our caller can attach to `result`, so the snapshot is taken
+    // before anyone downstream touches the leader's buffer.
+    const fetch = result.then(
+      (answer) => {
+        this.pending.delete(fetchKey);
+        if (answer === null) return null;
+        cache.set(ctx, answer);
+        return Buffer.from(answer);
+      },
+      (err: unknown) => {
+        this.pending.delete(fetchKey);
+        throw err;
+      },
+    );
+    // Without waiters nobody observes this copy of a failure; the leader sees it via `result`.
+    fetch.catch(ignore);
+    this.pending.set(fetchKey, fetch);
+    return result;
+  }
+}
+
+/** The leader's answer made the waiter's own: its ID, RD bit and question case. */
+function answerForWaiter(shared: Buffer, ctx: QueryContext, next: Handler): MaybePromise<StageResult> {
+  const hasQuestion = shared.length >= HEADER_SIZE + 2 && shared.readUInt16BE(4) === 1;
+  if (hasQuestion && !sameQuestion(shared, ctx.query, ctx.questionEnd)) {
+    // Same key but different wire name (non-ASCII case folding): not the waiter's answer.
+    return next(ctx);
+  }
+  const out = Buffer.from(shared);
+  setId(out, ctx.id);
+  if (hasQuestion) ctx.query.copy(out, HEADER_SIZE, HEADER_SIZE, ctx.questionEnd);
+  out[2] = (out[2] & 0xfe) | (ctx.query[2] & 0x01);
+  return out;
+}

@@ -1,0 +1,102 @@
+// The domain filter stage and the suffix set behind it: a policy's allow and deny lists
+// of names, matched on label boundaries.
+import type { DenyWith, DomainFilterConfig } from '../config/types.js';
+import type { QueryContext } from '../pipeline/context.js';
+import type { Handler, MaybePromise, Stage, StageResult } from '../pipeline/stage.js';
+import { denyAnswer } from './deny.js';
+
+/**
+ * A hash set of names; a query name matches when it or one of its parents is listed.
+ * Lookup probes once per label of the query name (at most 127), whatever the size of the
+ * list; building it is one Set insert per name. Case-insensitive; a trailing dot on a
+ * listed name is ignored; the root ("" or ".") matches every name.
+ *
+ * Every '.' in the query name counts as a boundary, including one the wire peek wrote as
+ * "\." for a dot inside a label, so a name can match a parent it is not really under
+ * (never the other way round). Callers that grant something on a match check for '\\'.
+ *
+ * Bound: the set holds exactly the configured names.
+ */
+export class DomainSet {
+  private readonly names = new Set<string>();
+  private readonly matchesAll: boolean;
+  /** Length of the longest and shortest listed name: suffixes outside that span are not probed. */
+  private readonly longest: number;
+  private readonly shortest: number;
+
+  constructor(names: readonly string[]) {
+    let matchesAll = false;
+    let longest = 0;
+    let shortest = Number.POSITIVE_INFINITY;
+    for (const raw of names) {
+      let name = raw.toLowerCase();
+      if (name.endsWith('.')) name = name.slice(0, -1);
+      if (name.length === 0) {
+        matchesAll = true;
+        continue;
+      }
+      this.names.add(name);
+      if (name.length > longest) longest = name.length;
+      if (name.length < shortest) shortest = name.length;
+    }
+    this.matchesAll = matchesAll;
+    this.longest = longest;
+    this.shortest = shortest;
+  }
+
+  get size(): number {
+    return this.names.size + (this.matchesAll ? 1 : 0);
+  }
+
+  /** true when `lname` or one of its parents is listed. */
+  has(lname: string): boolean {
+    if (this.matchesAll) return true;
+    const names = this.names;
+    if (names.size === 0) return false;
+    const name = lname.toLowerCase();
+    const length = name.length;
+    if (length <= this.longest && names.has(name)) return true;
+    for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {
+      const suffixLength = length - dot - 1;
+      if (suffixLength < this.shortest) return false;
+      if (suffixLength <= this.longest && names.has(name.slice(dot + 1))) return true;
+    }
+    return false;
+  }
+}
+
+/**
+ * A name under `allow` passes; else a name under `deny` is filtered; else it passes,
+ * unless the policy lists only `allow` (an allow-list), when every other name is
+ * filtered. Filtered queries get the policy's `deny_with` answer and
+ * ctx.decision = 'filtered'.
+ */
+export class DomainStage implements Stage {
+  readonly name = 'domain';
+  /** null when the list is empty, so the hot path skips it with one comparison. */
+  private readonly allow: DomainSet | null;
+  private readonly deny: DomainSet | null;
+  private readonly allowOnly: boolean;
+
+  constructor(
+    cfg: DomainFilterConfig,
+    private readonly denyWith: DenyWith,
+    private readonly udpMaxPayload: number,
+  ) {
+    this.allow = cfg.allow.length > 0 ? new DomainSet(cfg.allow) : null;
+    this.deny = cfg.deny.length > 0 ? new DomainSet(cfg.deny) : null;
+    this.allowOnly = this.allow !== null && this.deny === null;
+  }
+
+  handle(ctx: QueryContext, next: Handler): MaybePromise<StageResult> {
+    const lname = ctx.lname;
+    // A label holding a dot ("\.") could fake a boundary and pose as a name under the
+    // allow-list, so such names never count as allowed; the deny-list may still catch them.
+    if (this.allow?.has(lname) && !lname.includes('\\')) return next(ctx);
+    if (this.deny !== null ? this.deny.has(lname) : this.allowOnly) {
+      ctx.decision = 'filtered';
+      return denyAnswer(ctx, this.denyWith, this.udpMaxPayload);
+    }
+    return next(ctx);
+  }
+}

@@ -1,0 +1,126 @@
+// Unit tests for the domain suffix set and the domain filter stage (src/stages/domain.ts).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { DomainFilterConfig } from '../../src/config/types.js';
+import type { QueryContext } from '../../src/pipeline/context.js';
+import type { Handler } from '../../src/pipeline/stage.js';
+import { DomainSet, DomainStage } from '../../src/stages/domain.js';
+import { contextFor, decodeMessage, encodeQuery, queryContext } from '../helpers/ctx.js';
+
+test('suffix match on label boundaries', () => {
+  const set = new DomainSet(['example.com', 'ads.example.net']);
+  assert.equal(set.size, 2);
+  assert.equal(set.has('example.com'), true);
+  assert.equal(set.has('a.b.example.com'), true);
+  assert.equal(set.has('notexample.com'), false);
+  assert.equal(set.has('example.com.evil'), false);
+  assert.equal(set.has('com'), false, 'a parent of a listed name is not listed');
+  assert.equal(set.has('x.ads.example.net'), true);
+  assert.equal(set.has('example.net'), false);
+  assert.equal(set.has(''), false);
+});
+
+test('case-insensitive on both sides; trailing dots and the root', () => {
+  const set = new DomainSet(['Example.COM.', 'tracker.test']);
+  assert.equal(set.has('WWW.example.com'), true);
+  assert.equal(set.has('www.EXAMPLE.com'), true);
+  assert.equal(set.has('Tracker.Test'), true);
+  const everything = new DomainSet(['.']);
+  assert.equal(everything.has('anything.at.all'), true);
+  assert.equal(everything.has(''), true);
+  assert.equal(new DomainSet([]).has('example.com'), false);
+});
+
+test('100,000 names load well under a second and lookups stay fast', () => {
+  const names = Array.from({ length: 100_000 }, (_, i) => `host${i}.zone${i % 997}.example`);
+  const started = performance.now();
+  const set = new DomainSet(names);
+  const loadMs = performance.now() - started;
+  console.log(`100,000 names loaded in ${loadMs.toFixed(1)} ms`);
+  assert.equal(set.size, 100_000);
+  assert.ok(loadMs < 1000, `load took ${loadMs} ms`);
+
+  const lookupsStarted = performance.now();
+  let hits = 0;
+  for (let i = 0; i < 100_000; i++) {
+    if (set.has(`a.b.c.host${i}.zone${i % 997}.example`)) hits++;
+    if (set.has(`a.b.c.host${i}.other.example`)) hits++;
+  }
+  const lookupMs = performance.now() - lookupsStarted;
+  console.log(`200,000 lookups in ${lookupMs.toFixed(1)} ms`);
+  assert.equal(hits, 100_000);
+  assert.ok(lookupMs < 2000, `lookups took ${lookupMs} ms`);
+});
+
+const PASSED = Buffer.from('passed');
+const next: Handler = () => PASSED;
+
+function outcome(
+  cfg: DomainFilterConfig,
+  ctxOrName: string | QueryContext,
+  denyWith: 'refused' | 'drop' = 'refused',
+) {
+  const stage = new DomainStage(cfg, denyWith, 1232);
+  const ctx = typeof ctxOrName === 'string' ? queryContext(ctxOrName, { id: 5 }) : ctxOrName;
+  const result = stage.handle(ctx, next);
+  if (result === PASSED) {
+    assert.equal(ctx.decision, 'allowed');
+    return 'pass';
+  }
+  assert.equal(ctx.decision, 'filtered');
+  if (result === null) return 'drop';
+  const d = decodeMessage(result as Buffer);
+  assert.equal(d.id, ctx.id);
+  return d.rcode;
+}
+
+test('deny list: names under it are filtered, everything else passes', () => {
+  const cfg = { allow: [], deny: ['ads.example'] };
+  assert.equal(outcome(cfg, 'ads.example'), 'REFUSED');
+  assert.equal(outcome(cfg, 'Banner.ADS.example'), 'REFUSED');
+  assert.equal(outcome(cfg, 'badads.example'), 'pass');
+  assert.equal(outcome(cfg, 'example'), 'pass');
+  assert.equal(outcome(cfg, 'x.ads.example', 'drop'), 'drop');
+});
+
+test('allow wins over deny', () => {
+  const cfg = { allow: ['good.ads.example'], deny: ['ads.example'] };
+  assert.equal(outcome(cfg, 'good.ads.example'), 'pass');
+  assert.equal(outcome(cfg, 'cdn.good.ads.example'), 'pass');
+  assert.equal(outcome(cfg, 'bad.ads.example'), 'REFUSED');
+  assert.equal(outcome(cfg, 'elsewhere.example'), 'pass', 'under neither: passes when a deny list exists');
+});
+
+test('allow-only list: everything not under it is filtered', () => {
+  const cfg = { allow: ['corp.example', 'update.vendor.test'], deny: [] };
+  assert.equal(outcome(cfg, 'corp.example'), 'pass');
+  assert.equal(outcome(cfg, 'mail.CORP.example'), 'pass');
+  assert.equal(outcome(cfg, 'update.vendor.test'), 'pass');
+  assert.equal(outcome(cfg, 'vendor.test'), 'REFUSED');
+  assert.equal(outcome(cfg, 'notcorp.example'), 'REFUSED');
+  assert.equal(outcome(cfg, 'example.org'), 'REFUSED');
+});
+
+test('a dot inside a label cannot pose as a name under the allow-list', () => {
+  // One label "evil.corp" under "example": the wire peek writes it as "evil\.corp.example".
+  const query = encodeQuery('x.example');
+  const forged = Buffer.concat([
+    query.subarray(0, 12),
+    Buffer.from([9, ...Buffer.from('evil.corp'), 7, ...Buffer.from('example'), 0]),
+    query.subarray(query.length - 4),
+  ]);
+  const ctx = contextFor(forged);
+  assert.equal(ctx.lname, 'evil\\.corp.example');
+  assert.equal(outcome({ allow: ['corp.example'], deny: [] }, ctx), 'REFUSED');
+  // ...while the deny-list still catches a label ending in a backslash before a real boundary.
+  const tricky = Buffer.concat([
+    query.subarray(0, 12),
+    Buffer.from([2, 0x78, 0x5c, 3, ...Buffer.from('ads'), 7, ...Buffer.from('example'), 0]),
+    query.subarray(query.length - 4),
+  ]);
+  assert.equal(outcome({ allow: [], deny: ['ads.example'] }, contextFor(tricky)), 'REFUSED');
+});
+
+test('empty lists pass everything', () => {
+  assert.equal(outcome({ allow: [], deny: [] }, 'example.com'), 'pass');
+});

@@ -1,0 +1,58 @@
+// Unit tests for the query-type filter stage (src/stages/query-type.ts) with a fake `next`.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RecordType } from 'dns-packet';
+import type { Handler } from '../../src/pipeline/stage.js';
+import { QueryTypeStage } from '../../src/stages/query-type.js';
+import { decodeMessage, queryContext } from '../helpers/ctx.js';
+
+const PASSED = Buffer.from('passed');
+const next: Handler = () => PASSED;
+
+function outcome(stage: QueryTypeStage, type: RecordType): string {
+  const ctx = queryContext('example.com', { type, id: 42 });
+  const result = stage.handle(ctx, next);
+  if (result === PASSED) {
+    assert.equal(ctx.decision, 'allowed');
+    return 'pass';
+  }
+  assert.equal(ctx.decision, 'filtered');
+  if (result === null) return 'drop';
+  const d = decodeMessage(result as Buffer);
+  assert.equal(d.id, 42);
+  assert.equal(d.questions?.[0].type, type);
+  return d.rcode ?? '?';
+}
+
+test('deny list filters the listed types and passes the rest', () => {
+  // ANY = 255, AXFR = 252, IXFR = 251
+  const stage = new QueryTypeStage({ allow: null, deny: [255, 252, 251] }, 'refused', 1232);
+  assert.equal(outcome(stage, 'A'), 'pass');
+  assert.equal(outcome(stage, 'AAAA'), 'pass');
+  assert.equal(outcome(stage, 'AXFR'), 'REFUSED');
+  assert.equal(outcome(stage, 'IXFR'), 'REFUSED');
+});
+
+test('allow list passes only the listed types', () => {
+  const stage = new QueryTypeStage({ allow: [1, 28], deny: null }, 'nxdomain', 1232);
+  assert.equal(outcome(stage, 'A'), 'pass');
+  assert.equal(outcome(stage, 'AAAA'), 'pass');
+  assert.equal(outcome(stage, 'TXT'), 'NXDOMAIN');
+  assert.equal(outcome(stage, 'MX'), 'NXDOMAIN');
+});
+
+test('deny_with drop sends nothing; the highest type number works', () => {
+  const stage = new QueryTypeStage({ allow: null, deny: [16, 65535] }, 'drop', 1232);
+  assert.equal(outcome(stage, 'TXT'), 'drop');
+  assert.equal(outcome(stage, 'A'), 'pass');
+  const ctx = queryContext('example.com');
+  ctx.query.writeUInt16BE(65535, ctx.questionEnd - 4);
+  const high = { ...ctx, qtype: 65535 };
+  assert.equal(stage.handle(high, next), null);
+  assert.equal(high.decision, 'filtered');
+});
+
+test('an empty allow list filters everything, an empty deny list nothing', () => {
+  assert.equal(outcome(new QueryTypeStage({ allow: [], deny: null }, 'refused', 1232), 'A'), 'REFUSED');
+  assert.equal(outcome(new QueryTypeStage({ allow: null, deny: [] }, 'refused', 1232), 'A'), 'pass');
+});
