@@ -24,7 +24,8 @@ export interface UpstreamServerConfig {
   readonly ca: string | null;
   readonly caFile: string | null;
   readonly verifyCa: boolean;
-  /** Stable identity used in logs/metrics and to decide whether a reload keeps the connection. */
+  /** Label `address:port` for logs and the metrics `server` label. Whether a reload keeps a
+   *  server's connections is decided on every setting (see upstream/hub.ts serverKey). */
   readonly id: string;
 }
 
