@@ -75,6 +75,7 @@ export class Gateway {
       now: gw.now,
     });
     gw.logger.level = config.log.level;
+    gw.warmUsedSets();
     try {
       await gw.listeners.open(config.listeners);
       await gw.syncAdmin(null, config);
@@ -116,11 +117,16 @@ export class Gateway {
     return this.entry.inFlight;
   }
 
+  /** Connect to the used upstream servers now, so readiness reflects real verified handshakes. */
+  private warmUsedSets(): void {
+    for (const name of usedSets(this.generation.config)) this.generation.upstreamSets.get(name)?.warm();
+  }
+
   readiness(): Readiness {
     if (!this.ready || this.stopped) return { ready: false, reason: this.stopped ? 'stopping' : 'starting' };
-    const used = new Set<string>();
-    for (const p of this.generation.config.policies) if (p.action === 'allow') used.add(p.upstream);
-    const down = [...used].filter((name) => !this.generation.upstreamSets.get(name)?.isReady());
+    const down = usedSets(this.generation.config).filter(
+      (name) => !this.generation.upstreamSets.get(name)?.states().some((s) => s.up && s.verified),
+    );
     if (down.length > 0) return { ready: false, reason: `no verified upstream server in set(s): ${down.join(', ')}` };
     return { ready: true };
   }
@@ -194,6 +200,7 @@ export class Gateway {
     // and finish on the generation they started with.
     this.generation = next;
     this.logger.level = config.log.level;
+    this.warmUsedSets();
     await opened.commit();
     await this.syncAdmin(old.config, config).catch((err) =>
       this.logger.error({ err }, 'admin server could not be moved; metrics unavailable until next reload'),
@@ -252,6 +259,13 @@ export class Gateway {
     await this.admin?.close();
     this.admin = null;
   }
+}
+
+/** Upstream sets some allowing policy forwards to: the ones readiness waits for. */
+function usedSets(config: GatewayConfig): string[] {
+  const used = new Set<string>();
+  for (const p of config.policies) if (p.action === 'allow') used.add(p.upstream);
+  return [...used];
 }
 
 function diffConfigs(a: GatewayConfig, b: GatewayConfig, listenersAdded: string[], listenersRemoved: string[]): ReloadChanges {
