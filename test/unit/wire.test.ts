@@ -63,11 +63,11 @@ test('synthesize keeps the question and sets flags and rcode', () => {
   const d = dnsPacket.decode(r);
   assert.equal(d.id, 77);
   assert.equal(d.type, 'response');
-  assert.equal(d.rcode, 'REFUSED');
+  assert.equal((d as { rcode?: string }).rcode, 'REFUSED');
   assert.equal(d.questions?.[0].name, 'a.test');
   assert.equal(d.additionals?.[0].type, 'OPT');
   const noEdns = dnsPacket.decode(synthesize(encodeQuery('a.test'), p.questionEnd, 3, 0, 1232));
-  assert.equal(noEdns.rcode, 'NXDOMAIN');
+  assert.equal((noEdns as { rcode?: string }).rcode, 'NXDOMAIN');
   assert.equal(noEdns.additionals?.length, 0);
 });
 
