@@ -29,7 +29,9 @@ Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit 0.
 Exit codes: 0 ok, 1 invalid config, 2 usage error, 3 could not start (e.g. port in use).`;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 

@@ -3,20 +3,20 @@
 // down gracefully.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import { createMetricsRegistry } from './admin/metrics.js';
 import { AdminServer, type Readiness } from './admin/server.js';
-import { parseConfig, type ConfigProblem } from './config/load.js';
+import { type ConfigProblem, parseConfig } from './config/load.js';
 import type { GatewayConfig } from './config/types.js';
-import { watchConfigFile, type ConfigWatcher } from './config/watch.js';
+import { type ConfigWatcher, watchConfigFile } from './config/watch.js';
 import { ListenerSet } from './listeners/set.js';
 import type { Logger } from './log.js';
 import { Counters } from './metrics/counters.js';
 import { buildGeneration, type CarriedState, type Generation } from './pipeline/build.js';
 import { QueryEntry } from './pipeline/entry.js';
 import { UpstreamHub } from './upstream/hub.js';
-import { dirname } from 'node:path';
 
 export interface GatewayOptions {
   readonly logger: Logger;
@@ -57,7 +57,10 @@ export class Gateway {
   private constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
     this.now = options.now ?? (() => performance.now());
-    this.hub = new UpstreamHub({ logger: this.logger.child({ component: 'upstream' }), counters: this.counters });
+    this.hub = new UpstreamHub({
+      logger: this.logger.child({ component: 'upstream' }),
+      counters: this.counters,
+    });
     this.entry = new QueryEntry(() => this.generation, this.counters, this.logger);
     this.listeners = new ListenerSet(this.entry, () => this.generation.config.limits, this.logger);
     this.registry = createMetricsRegistry(this.counters);
@@ -93,7 +96,12 @@ export class Gateway {
     }
     gw.ready = true;
     gw.logger.info(
-      { listeners: gw.listeners.list(), admin: gw.admin ? gw.adminAddress() : null, hash: config.hash, source: config.source },
+      {
+        listeners: gw.listeners.list(),
+        admin: gw.admin ? gw.adminAddress() : null,
+        hash: config.hash,
+        source: config.source,
+      },
       'gateway ready',
     );
     return gw;
@@ -125,9 +133,14 @@ export class Gateway {
   readiness(): Readiness {
     if (!this.ready || this.stopped) return { ready: false, reason: this.stopped ? 'stopping' : 'starting' };
     const down = usedSets(this.generation.config).filter(
-      (name) => !this.generation.upstreamSets.get(name)?.states().some((s) => s.up && s.verified),
+      (name) =>
+        !this.generation.upstreamSets
+          .get(name)
+          ?.states()
+          .some((s) => s.up && s.verified),
     );
-    if (down.length > 0) return { ready: false, reason: `no verified upstream server in set(s): ${down.join(', ')}` };
+    if (down.length > 0)
+      return { ready: false, reason: `no verified upstream server in set(s): ${down.join(', ')}` };
     return { ready: true };
   }
 
@@ -157,7 +170,8 @@ export class Gateway {
 
   private async reloadOnce(): Promise<ReloadResult> {
     const path = this.options.configPath;
-    if (!path || this.stopped) return { result: 'failure', problems: null, error: 'no config file to reload' };
+    if (!path || this.stopped)
+      return { result: 'failure', problems: null, error: 'no config file to reload' };
     const started = performance.now();
     let text: string;
     try {
@@ -209,7 +223,10 @@ export class Gateway {
     this.counters.reloads.success++;
     const changes = diffConfigs(old.config, config, opened.added, opened.removed);
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-    this.logger.info({ result: 'success', hash: config.hash, changes, duration_ms: durationMs }, 'config reloaded');
+    this.logger.info(
+      { result: 'success', hash: config.hash, changes, duration_ms: durationMs },
+      'config reloaded',
+    );
     return { result: 'success', hash: config.hash, changes, durationMs };
   }
 
@@ -226,7 +243,9 @@ export class Gateway {
 
   private async syncAdmin(before: GatewayConfig | null, after: GatewayConfig): Promise<void> {
     const same =
-      before?.admin?.address === after.admin?.address && before?.admin?.port === after.admin?.port && this.admin;
+      before?.admin?.address === after.admin?.address &&
+      before?.admin?.port === after.admin?.port &&
+      this.admin;
     if (same) return;
     if (this.admin) {
       await this.admin.close();
@@ -268,7 +287,12 @@ function usedSets(config: GatewayConfig): string[] {
   return [...used];
 }
 
-function diffConfigs(a: GatewayConfig, b: GatewayConfig, listenersAdded: string[], listenersRemoved: string[]): ReloadChanges {
+function diffConfigs(
+  a: GatewayConfig,
+  b: GatewayConfig,
+  listenersAdded: string[],
+  listenersRemoved: string[],
+): ReloadChanges {
   return {
     listeners: { added: listenersAdded, removed: listenersRemoved },
     upstreams: diffNamed(

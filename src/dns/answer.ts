@@ -45,7 +45,12 @@ function writeOpt(out: Buffer, at: number, udpSize: number): void {
  * question of the answer (so the RCODE and flags stay), no records, plus our OPT when
  * the client used EDNS. The client retries over TCP.
  */
-export function truncateAnswer(answer: Buffer, questionEnd: number, ednsUdpSize: number, ourUdpSize: number): Buffer {
+export function truncateAnswer(
+  answer: Buffer,
+  questionEnd: number,
+  ednsUdpSize: number,
+  ourUdpSize: number,
+): Buffer {
   const out = synthesize(answer, questionEnd, answer[3] & 0x0f, ednsUdpSize, ourUdpSize, true);
   out[2] = answer[2] | 0x02;
   out[3] = answer[3];

@@ -49,7 +49,8 @@ function readQuestionName(buf: Buffer, offset: number, out: { name: string }): n
     let label = buf.toString('latin1', start, end);
     // A dot inside a label would be mistaken for a label boundary by the suffix filters;
     // escape it (and the escape character itself, so the result is unambiguous).
-    if (label.includes('.') || label.includes('\\')) label = label.replaceAll('\\', '\\\\').replaceAll('.', '\\.');
+    if (label.includes('.') || label.includes('\\'))
+      label = label.replaceAll('\\', '\\\\').replaceAll('.', '\\.');
     name = name.length === 0 ? label : `${name}.${label}`;
     pos = end;
   }

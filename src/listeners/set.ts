@@ -2,7 +2,7 @@
 import type { ListenerConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { QueryEntry } from '../pipeline/entry.js';
-import { TcpListener, type TcpLimits } from './tcp.js';
+import { type TcpLimits, TcpListener } from './tcp.js';
 import { UdpListener } from './udp.js';
 
 type Listener = UdpListener | TcpListener;
@@ -34,10 +34,13 @@ export class ListenerSet {
    * caller can keep its old generation whole. Returns a commit function that closes the
    * sockets `wanted` no longer has (call it after the new generation is live).
    */
-  async open(wanted: readonly ListenerConfig[]): Promise<{ added: string[]; removed: string[]; commit: () => Promise<void> }> {
+  async open(
+    wanted: readonly ListenerConfig[],
+  ): Promise<{ added: string[]; removed: string[]; commit: () => Promise<void> }> {
     const wantedKeys = new Map<string, { cfg: ListenerConfig; protocol: 'udp' | 'tcp' }>();
     for (const cfg of wanted) {
-      for (const protocol of cfg.protocols) wantedKeys.set(keyOf(protocol, cfg.address, cfg.port), { cfg, protocol });
+      for (const protocol of cfg.protocols)
+        wantedKeys.set(keyOf(protocol, cfg.address, cfg.port), { cfg, protocol });
     }
     const bound: string[] = [];
     try {
@@ -76,7 +79,12 @@ export class ListenerSet {
   list(): BoundListener[] {
     const out: BoundListener[] = [];
     for (const [key, { listener, name }] of this.sockets) {
-      out.push({ name, protocol: key.startsWith('udp') ? 'udp' : 'tcp', address: listener.address, port: listener.localPort });
+      out.push({
+        name,
+        protocol: key.startsWith('udp') ? 'udp' : 'tcp',
+        address: listener.address,
+        port: listener.localPort,
+      });
     }
     return out;
   }

@@ -2,7 +2,7 @@
 // answered as they complete, an idle timeout and a connection cap.
 import net from 'node:net';
 import type { Logger } from '../log.js';
-import { MALFORMED, type EntryResult, type QueryEntry } from '../pipeline/entry.js';
+import { type EntryResult, MALFORMED, type QueryEntry } from '../pipeline/entry.js';
 import { ListenError } from './errors.js';
 
 export interface TcpLimits {
@@ -34,7 +34,8 @@ export class TcpListener {
   listen(): Promise<void> {
     const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(new ListenError('tcp', this.address, this.port, err));
+      const onError = (err: NodeJS.ErrnoException) =>
+        reject(new ListenError('tcp', this.address, this.port, err));
       server.once('error', onError);
       server.listen({ port: this.port, host: this.address, exclusive: true, backlog: 1024 }, () => {
         server.off('error', onError);
@@ -53,7 +54,9 @@ export class TcpListener {
       socket.destroy();
       return;
     }
-    const conn = new Connection(socket, this.entry, limits.tcpIdleTimeoutMs, () => this.connections.delete(conn));
+    const conn = new Connection(socket, this.entry, limits.tcpIdleTimeoutMs, () =>
+      this.connections.delete(conn),
+    );
     this.connections.add(conn);
   }
 
@@ -114,7 +117,12 @@ class Connection {
 
   /** false when the connection was closed for bad input. */
   private onMessage(msg: Buffer): boolean {
-    const result = this.entry.handle(msg, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, 'tcp');
+    const result = this.entry.handle(
+      msg,
+      this.socket.remoteAddress ?? '',
+      this.socket.remotePort ?? 0,
+      'tcp',
+    );
     if (result instanceof Promise) {
       this.inflight++;
       result.then((r) => {

@@ -2,7 +2,7 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../log.js';
-import { MALFORMED, type EntryResult, type QueryEntry } from '../pipeline/entry.js';
+import { type EntryResult, MALFORMED, type QueryEntry } from '../pipeline/entry.js';
 import { ListenError } from './errors.js';
 
 export class UdpListener {

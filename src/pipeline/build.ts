@@ -123,7 +123,12 @@ function carriedLimiter(
   return limiter;
 }
 
-function carriedCache(setName: string, config: GatewayConfig, deps: BuildDeps, carried: CarriedState): AnswerCache {
+function carriedCache(
+  setName: string,
+  config: GatewayConfig,
+  deps: BuildDeps,
+  carried: CarriedState,
+): AnswerCache {
   const setConfig = config.upstreams.get(setName) as UpstreamSetConfig;
   const key = JSON.stringify([setConfig, config.cache]);
   const existing = carried.caches.get(setName) ?? deps.carried.caches.get(setName);

@@ -1,6 +1,7 @@
 // Where every client message enters: peek, reject bad input, pick the policy, run its
 // chain on the current generation, then count, log and size the answer for its transport.
 import { performance } from 'node:perf_hooks';
+import { rrTypeName as typeName } from '../config/rrtypes.js';
 import { synthesize, truncateAnswer } from '../dns/answer.js';
 import {
   CLASSIC_UDP_SIZE,
@@ -13,7 +14,6 @@ import {
 import { asciiLower, PEEK_DROP, PEEK_FORMERR, PEEK_NOTIMP, peekQuery } from '../dns/wire.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../metrics/counters.js';
-import { rrTypeName as typeName } from '../config/rrtypes.js';
 import type { Generation } from './build.js';
 import type { QueryContext, Transport } from './context.js';
 import type { StageResult } from './stage.js';
@@ -43,7 +43,12 @@ export class QueryEntry {
    * Answer one client message. Returns synchronously when no stage waits (refusals,
    * cache hits), so those paths allocate no promise. Never throws or rejects.
    */
-  handle(msg: Buffer, address: string, port: number, transport: Transport): EntryResult | Promise<EntryResult> {
+  handle(
+    msg: Buffer,
+    address: string,
+    port: number,
+    transport: Transport,
+  ): EntryResult | Promise<EntryResult> {
     const gen = this.generation();
     const udpMax = gen.config.limits.udpMaxPayload;
     const peek = peekQuery(msg);
@@ -86,7 +91,12 @@ export class QueryEntry {
     ctx.policy = policy;
     if (this.inflight >= gen.config.limits.maxInflight) {
       // Overloaded: refuse new work at once rather than queue without bound.
-      return this.finish(ctx, synthesize(msg, ctx.questionEnd, RCODE_SERVFAIL, ctx.ednsUdpSize, udpMax), policy.logQueries, udpMax);
+      return this.finish(
+        ctx,
+        synthesize(msg, ctx.questionEnd, RCODE_SERVFAIL, ctx.ednsUdpSize, udpMax),
+        policy.logQueries,
+        udpMax,
+      );
     }
     let result: StageResult | Promise<StageResult>;
     try {

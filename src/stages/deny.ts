@@ -1,7 +1,7 @@
 // The answer a policy gives when it denies or filters a query (`deny_with`).
 import type { DenyWith } from '../config/types.js';
-import { RCODE_NXDOMAIN, RCODE_REFUSED } from '../dns/constants.js';
 import { synthesize } from '../dns/answer.js';
+import { RCODE_NXDOMAIN, RCODE_REFUSED } from '../dns/constants.js';
 import type { QueryContext } from '../pipeline/context.js';
 import type { StageResult } from '../pipeline/stage.js';
 

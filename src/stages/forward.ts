@@ -1,7 +1,8 @@
 // The terminal stage: send the query to the policy's upstream set over pinned DoT and
 // hand back its answer with the client's ID, or SERVFAIL when no server answered in time.
-import { RCODE_SERVFAIL } from '../dns/constants.js';
+
 import { setId, synthesize } from '../dns/answer.js';
+import { RCODE_SERVFAIL } from '../dns/constants.js';
 import type { QueryContext } from '../pipeline/context.js';
 import type { StageResult } from '../pipeline/stage.js';
 import type { UpstreamSet } from '../upstream/set.js';

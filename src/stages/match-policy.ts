@@ -19,13 +19,19 @@ export class PolicyTable<T> {
         const range = IPv6CidrRange.fromCidr(cidr);
         const len = Number(range.cidrPrefix.getValue());
         let byAddr = this.v6.get(len);
-        if (!byAddr) this.v6.set(len, (byAddr = new Map()));
+        if (!byAddr) {
+          byAddr = new Map();
+          this.v6.set(len, byAddr);
+        }
         byAddr.set(range.getFirst().getValue(), value);
       } else {
         const range = IPv4CidrRange.fromCidr(cidr);
         const len = Number(range.cidrPrefix.getValue());
         let byAddr = this.v4.get(len);
-        if (!byAddr) this.v4.set(len, (byAddr = new Map()));
+        if (!byAddr) {
+          byAddr = new Map();
+          this.v4.set(len, byAddr);
+        }
         byAddr.set(Number(range.getFirst().getValue()), value);
       }
     }

@@ -232,7 +232,12 @@ describe('UDP size', () => {
         id: query.id,
         flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
         questions: query.questions,
-        answers: Array.from({ length: 40 }, (_, i) => ({ name: q.name, type: 'A' as const, ttl: 60, data: `198.51.100.${i}` })),
+        answers: Array.from({ length: 40 }, (_, i) => ({
+          name: q.name,
+          type: 'A' as const,
+          ttl: 60,
+          data: `198.51.100.${i}`,
+        })),
       };
     };
     try {

@@ -43,7 +43,10 @@ test('0.0.0.0/0 matches every IPv4 client', () => {
 });
 
 test('garbage addresses never throw', () => {
-  const table = new PolicyTable([{ cidr: '::/0', value: 'x' }, { cidr: '0.0.0.0/0', value: 'y' }]);
+  const table = new PolicyTable([
+    { cidr: '::/0', value: 'x' },
+    { cidr: '0.0.0.0/0', value: 'y' },
+  ]);
   for (const bad of ['', 'abc', '1.2.3', '1.2.3.4.5', '256.1.1.1', ':::::', '1..2.3']) {
     assert.doesNotThrow(() => table.lookup(bad));
   }

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as dnsPacket from 'dns-packet';
 import { setId, synthesize, truncateAnswer } from '../../src/dns/answer.js';
-import { PEEK_DROP, PEEK_FORMERR, PEEK_NOTIMP, PEEK_OK, peekQuery, sameQuestion } from '../../src/dns/wire.js';
+import {
+  PEEK_DROP,
+  PEEK_FORMERR,
+  PEEK_NOTIMP,
+  PEEK_OK,
+  peekQuery,
+  sameQuestion,
+} from '../../src/dns/wire.js';
 import { encodeQuery } from '../helpers/dns-client.js';
 
 test('peek reads id, question, EDNS size and DO bit', () => {
@@ -79,7 +86,12 @@ test('truncateAnswer sets TC and drops records', () => {
     id: 9,
     flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
     questions: [{ type: 'A', name: 'big.test' }],
-    answers: Array.from({ length: 60 }, (_, i) => ({ type: 'A' as const, name: 'big.test', ttl: 60, data: `192.0.2.${i}` })),
+    answers: Array.from({ length: 60 }, (_, i) => ({
+      type: 'A' as const,
+      name: 'big.test',
+      ttl: 60,
+      data: `192.0.2.${i}`,
+    })),
   });
   const t = truncateAnswer(answer, p.questionEnd, 0, 1232);
   const d = dnsPacket.decode(t);
