@@ -24,7 +24,13 @@ export type EntryResult = StageResult | typeof MALFORMED;
 
 export class QueryEntry {
   private inflight = 0;
+  /** Stage failures; follows `log.level` like every other component. */
   private readonly queryLog: Logger;
+  /**
+   * Query lines. `log.queries` / `log_queries` is their switch, so they carry a level of
+   * their own: an operator who turns them on with `log.level: warn` still gets them.
+   */
+  private readonly queryLines: Logger;
 
   constructor(
     private readonly generation: () => Generation,
@@ -32,6 +38,7 @@ export class QueryEntry {
     logger: Logger,
   ) {
     this.queryLog = logger.child({ component: 'query' });
+    this.queryLines = logger.child({ component: 'query' }, { level: 'info' });
   }
 
   /** Client queries currently waiting on a stage (the upstream, usually). */
@@ -90,7 +97,9 @@ export class QueryEntry {
     }
     ctx.policy = policy;
     if (this.inflight >= gen.config.limits.maxInflight) {
-      // Overloaded: refuse new work at once rather than queue without bound.
+      // Overloaded: refuse new work at once rather than queue without bound. The query was
+      // allowed by its policy; the SERVFAIL in dns_tool_responses_total tells the rest.
+      policy.counts[ctx.decision]++;
       return this.finish(
         ctx,
         synthesize(msg, ctx.questionEnd, RCODE_SERVFAIL, ctx.ednsUdpSize, udpMax),
@@ -143,7 +152,7 @@ export class QueryEntry {
   }
 
   private logQuery(ctx: QueryContext, answer: StageResult): void {
-    this.queryLog.info(
+    this.queryLines.info(
       {
         client: ctx.clientAddress,
         qname: ctx.qname === '' ? '.' : ctx.qname,

@@ -205,8 +205,11 @@ function ignore(): void {}
  */
 export class CacheStage implements Stage {
   readonly name = 'cache';
-  /** Shared fetch per key: resolves to a private snapshot of the answer, or null. */
-  private readonly pending = new Map<string, Promise<StageResult>>();
+  /**
+   * Shared fetch per key: resolves to a private snapshot of the answer, or null. The
+   * leader's context is kept so waiters can report the upstream server that answered.
+   */
+  private readonly pending = new Map<string, { fetch: Promise<StageResult>; leader: QueryContext }>();
 
   constructor(
     private readonly cache: AnswerCache,
@@ -227,7 +230,12 @@ export class CacheStage implements Stage {
     const fetchKey = ctx.ednsUdpSize > 0 ? `${key}\u0000e` : key;
     const shared = this.pending.get(fetchKey);
     if (shared !== undefined) {
-      return shared.then((answer) => (answer === null ? null : answerForWaiter(answer, ctx, next)));
+      const leader = shared.leader;
+      return shared.fetch.then((answer) => {
+        if (answer === null) return null;
+        ctx.upstreamServer = leader.upstreamServer;
+        return answerForWaiter(answer, ctx, next);
+      });
     }
 
     const result = next(ctx);
@@ -251,7 +259,7 @@ export class CacheStage implements Stage {
     );
     // Without waiters nobody observes this copy of a failure; the leader sees it via `result`.
     fetch.catch(ignore);
-    this.pending.set(fetchKey, fetch);
+    this.pending.set(fetchKey, { fetch, leader: ctx });
     return result;
   }
 }
