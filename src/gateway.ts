@@ -132,13 +132,19 @@ export class Gateway {
 
   readiness(): Readiness {
     if (!this.ready || this.stopped) return { ready: false, reason: this.stopped ? 'stopping' : 'starting' };
-    const down = usedSets(this.generation.config).filter(
-      (name) =>
-        !this.generation.upstreamSets
-          .get(name)
-          ?.states()
-          .some((s) => s.up && s.verified),
-    );
+    const down: string[] = [];
+    for (const name of usedSets(this.generation.config)) {
+      const set = this.generation.upstreamSets.get(name);
+      let reachable = false;
+      for (const server of set?.servers ?? []) {
+        // Without traffic nothing notices an upstream that went away after its connections
+        // closed, so each check reconnects an up server that has none; a failure marks it
+        // down (and starts its probes) in time for the next check.
+        if (server.up && !server.state().connected) server.warm();
+        if (server.up && server.verified) reachable = true;
+      }
+      if (!reachable) down.push(name);
+    }
     if (down.length > 0)
       return { ready: false, reason: `no verified upstream server in set(s): ${down.join(', ')}` };
     return { ready: true };
@@ -177,12 +183,16 @@ export class Gateway {
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
-      return this.reloadFailed(null, `cannot read ${path}: ${(err as Error).message}`);
+      return this.reloadFailed(null, `cannot read ${path}: ${(err as Error).message}`, started);
     }
     const hash = createHash('sha256').update(text).digest('hex');
-    if (hash === this.generation.config.hash) return { result: 'unchanged', hash };
+    if (hash === this.generation.config.hash) {
+      // Still one line per reload: a SIGHUP that changes nothing should say so.
+      this.logger.info({ result: 'unchanged', hash, duration_ms: msSince(started) }, 'config unchanged');
+      return { result: 'unchanged', hash };
+    }
     const parsed = parseConfig(text, path, dirname(path));
-    if ('problems' in parsed) return this.reloadFailed(parsed.problems, 'invalid config');
+    if ('problems' in parsed) return this.reloadFailed(parsed.problems, 'invalid config', started);
     return this.apply(parsed.config, started);
   }
 
@@ -200,7 +210,7 @@ export class Gateway {
       });
     } catch (err) {
       await this.hub.retain(old.upstreamSets.values());
-      return this.reloadFailed(null, `cannot build config: ${(err as Error).message}`);
+      return this.reloadFailed(null, `cannot build config: ${(err as Error).message}`, started);
     }
     let opened: Awaited<ReturnType<ListenerSet['open']>>;
     try {
@@ -208,7 +218,7 @@ export class Gateway {
     } catch (err) {
       // New upstream servers built for `next` are released; the old generation stays whole.
       await this.hub.retain(old.upstreamSets.values());
-      return this.reloadFailed(null, (err as Error).message);
+      return this.reloadFailed(null, (err as Error).message, started);
     }
     // The swap: one reference. Queries already running hold their own policy objects
     // and finish on the generation they started with.
@@ -222,7 +232,7 @@ export class Gateway {
     void this.hub.retain(next.upstreamSets.values());
     this.counters.reloads.success++;
     const changes = diffConfigs(old.config, config, opened.added, opened.removed);
-    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const durationMs = msSince(started);
     this.logger.info(
       { result: 'success', hash: config.hash, changes, duration_ms: durationMs },
       'config reloaded',
@@ -230,12 +240,22 @@ export class Gateway {
     return { result: 'success', hash: config.hash, changes, durationMs };
   }
 
-  private reloadFailed(problems: ConfigProblem[] | null, error: string): ReloadResult {
+  private reloadFailed(
+    problems: ConfigProblem[] | null,
+    error: string,
+    started = performance.now(),
+  ): ReloadResult {
     this.counters.reloads.failure++;
     const path = this.options.configPath ?? '<config>';
     const lines = problems?.map((p) => `${path}:${p.line}:${p.col}: ${p.message}`) ?? [];
     this.logger.error(
-      { result: 'failure', error, problems: lines, hash: this.generation.config.hash },
+      {
+        result: 'failure',
+        error,
+        problems: lines,
+        hash: this.generation.config.hash,
+        duration_ms: msSince(started),
+      },
       'config reload refused; previous config still serving',
     );
     return { result: 'failure', problems, error };
@@ -271,6 +291,9 @@ export class Gateway {
     if (this.stopped) return;
     this.stopped = true;
     await this.watcher?.close();
+    // A reload past its own stopped check would otherwise bind listeners and open upstream
+    // connections after they were closed here, and keep the process alive.
+    await this.reloading?.catch(() => undefined);
     const deadline = Date.now() + graceMs;
     await this.listeners.close(graceMs);
     while (this.entry.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -278,6 +301,11 @@ export class Gateway {
     await this.admin?.close();
     this.admin = null;
   }
+}
+
+/** Milliseconds since `started` (performance.now), to the microsecond. */
+function msSince(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
 }
 
 /** Upstream sets some allowing policy forwards to: the ones readiness waits for. */
