@@ -107,7 +107,25 @@ async function serveFromArgs(args: string[]): Promise<number> {
 
 async function serve(config: GatewayConfig, configPath: string | null): Promise<number> {
   const logger = createLogger(config.log.level);
-  let gateway: Gateway;
+  // Signals are taken from the first moment: Node's default for SIGHUP would kill a gateway
+  // that is still starting. What arrives during startup is acted on once it is up.
+  let gateway: Gateway | null = null;
+  let reloadPending = false;
+  let stopSignal: string | null = null;
+  let onStop: (signal: string) => void = (signal) => {
+    stopSignal ??= signal;
+  };
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (configPath === null) {
+      logger.warn('SIGHUP ignored: running from flags, there is no config file to reload');
+      return;
+    }
+    if (gateway === null) reloadPending = true;
+    else void gateway.reload();
+  });
+
   try {
     gateway = await Gateway.start(config, { logger, configPath: configPath ?? undefined });
   } catch (err) {
@@ -116,27 +134,21 @@ async function serve(config: GatewayConfig, configPath: string | null): Promise<
     process.stderr.write(`dns-tool: ${(err as Error).message}\n`);
     return EXIT_START;
   }
+  const running = gateway;
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    onStop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal, inflight: gateway.inFlight }, 'stopping: draining in-flight queries');
-      gateway.stop().then(() => {
+      logger.info({ signal, inflight: running.inFlight }, 'stopping: draining in-flight queries');
+      running.stop().then(() => {
         logger.info('stopped');
         logger.flush();
         resolve(EXIT_OK);
       });
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      if (configPath === null) {
-        logger.warn('SIGHUP ignored: running from flags, there is no config file to reload');
-        return;
-      }
-      void gateway.reload();
-    });
+    if (stopSignal !== null) onStop(stopSignal);
+    else if (reloadPending) void running.reload();
   });
 }
 

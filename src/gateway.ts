@@ -1,7 +1,6 @@
 // The composition root: turns a config into a running generation (policy table, stage
 // chains, upstream sets), binds the listeners, swaps generations on reload and shuts
 // down gracefully.
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -185,14 +184,16 @@ export class Gateway {
     } catch (err) {
       return this.reloadFailed(null, `cannot read ${path}: ${(err as Error).message}`, started);
     }
-    const hash = createHash('sha256').update(text).digest('hex');
+    // Parsed before comparing: the hash covers the ca_file contents too, so a rotated CA
+    // bundle is picked up by SIGHUP even when the YAML text is the same.
+    const parsed = parseConfig(text, path, dirname(path));
+    if ('problems' in parsed) return this.reloadFailed(parsed.problems, 'invalid config', started);
+    const hash = parsed.config.hash;
     if (hash === this.generation.config.hash) {
       // Still one line per reload: a SIGHUP that changes nothing should say so.
       this.logger.info({ result: 'unchanged', hash, duration_ms: msSince(started) }, 'config unchanged');
       return { result: 'unchanged', hash };
     }
-    const parsed = parseConfig(text, path, dirname(path));
-    if ('problems' in parsed) return this.reloadFailed(parsed.problems, 'invalid config', started);
     return this.apply(parsed.config, started);
   }
 

@@ -1,5 +1,6 @@
 // Converts validated, defaulted raw config data (YAML's snake_case shape) into the deeply
 // frozen GatewayConfig of types.ts. Runs only after schema and semantic checks found nothing.
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { rrTypeNumber } from './rrtypes.js';
 import { canonicalIp, normaliseDomain, parseCidr } from './semantic.js';
@@ -183,7 +184,7 @@ export function freezeConfig(
     },
     log: { level: raw.log.level, queries: raw.log.queries },
     admin: raw.admin ? { address: canonicalIp(raw.admin.address), port: raw.admin.port } : null,
-    hash: meta.hash,
+    hash: combinedHash(meta.hash, caFiles),
     source: meta.source,
   } satisfies GatewayConfig);
 }
@@ -206,4 +207,16 @@ function deepFreeze<T>(value: T): T {
   if (Object.isFrozen(value)) return value;
   for (const v of Object.values(value)) deepFreeze(v);
   return Object.freeze(value);
+}
+
+/**
+ * The config's identity: the file's text hash, extended by the contents of every ca_file
+ * it names, so a rotated CA bundle counts as a change on reload.
+ */
+function combinedHash(textHash: string, caFiles: ReadonlyMap<string, string>): string {
+  if (caFiles.size === 0) return textHash;
+  const h = createHash('sha256').update(textHash);
+  for (const path of [...caFiles.keys()].sort())
+    h.update('\0').update(path).update('\0').update(caFiles.get(path)!);
+  return h.digest('hex');
 }
