@@ -1,6 +1,7 @@
 // The domain filter stage and the suffix set behind it: a policy's allow and deny lists
 // of names, matched on label boundaries.
 import type { DenyWith, DomainFilterConfig } from '../config/types.js';
+import { asciiLower } from '../dns/wire.js';
 import type { QueryContext } from '../pipeline/context.js';
 import type { Handler, MaybePromise, Stage, StageResult } from '../pipeline/stage.js';
 import { denyAnswer } from './deny.js';
@@ -53,7 +54,7 @@ export class DomainSet {
     if (this.matchesAll) return true;
     const names = this.names;
     if (names.size === 0) return false;
-    const name = lname.toLowerCase();
+    const name = asciiLower(lname);
     const length = name.length;
     if (length <= this.longest && names.has(name)) return true;
     for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {

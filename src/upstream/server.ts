@@ -28,11 +28,17 @@ export interface UpstreamServerOptions {
   logger: Logger;
   counters: Counters;
   now: () => number;
+  /** Probe backoff of a down server; default BACKOFF_MIN_MS doubling up to BACKOFF_MAX_MS. */
+  backoff?: { minMs: number; maxMs: number };
 }
 
 /** First backoff after a failure; doubled by every failed probe up to BACKOFF_MAX_MS. */
 export const BACKOFF_MIN_MS = 1000;
-export const BACKOFF_MAX_MS = 30_000;
+/**
+ * The longest wait between probes of a down server, which is also how late /readyz may
+ * report a returned upstream. A probe is one TLS handshake, so probing this often is cheap.
+ */
+export const BACKOFF_MAX_MS = 5000;
 /** Weight of the newest sample in the latency average used by `fastest`. */
 const EWMA_WEIGHT = 0.3;
 
@@ -61,7 +67,9 @@ export class UpstreamServer {
   private readonly counters: Counters;
   private readonly now: () => number;
   private readonly idleTimeoutMs: number;
-  private backoffMs = BACKOFF_MIN_MS;
+  private readonly backoffMinMs: number;
+  private readonly backoffMaxMs: number;
+  private backoffMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
   private probe: ProbeExchange | null = null;
   private draining = false;
@@ -77,6 +85,9 @@ export class UpstreamServer {
     this.logger = opts.logger.child({ upstream: opts.config.id });
     this.counters = opts.counters;
     this.now = opts.now;
+    this.backoffMinMs = opts.backoff?.minMs ?? BACKOFF_MIN_MS;
+    this.backoffMaxMs = Math.max(this.backoffMinMs, opts.backoff?.maxMs ?? BACKOFF_MAX_MS);
+    this.backoffMs = this.backoffMinMs;
   }
 
   state(): UpstreamServerState {
@@ -130,14 +141,14 @@ export class UpstreamServer {
     this.lastError = reason;
     if (!this.up) return; // already down: the pending probe owns the backoff
     this.up = false;
-    this.backoffMs = BACKOFF_MIN_MS;
+    this.backoffMs = this.backoffMinMs;
     this.logger.warn({ reason, retryInMs: this.backoffMs }, 'upstream server marked down');
     this.scheduleProbe();
   }
 
   private markUp(): void {
     this.up = true;
-    this.backoffMs = BACKOFF_MIN_MS;
+    this.backoffMs = this.backoffMinMs;
     this.cancelProbe();
     this.logger.info('upstream server up again');
   }
@@ -255,7 +266,7 @@ export class UpstreamServer {
     if (this.probe !== probe) return;
     this.probe = null;
     this.lastError = reason;
-    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+    this.backoffMs = Math.min(this.backoffMs * 2, this.backoffMaxMs);
     this.logger.debug({ reason, retryInMs: this.backoffMs }, 'upstream probe failed');
     this.scheduleProbe();
   }

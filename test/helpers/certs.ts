@@ -40,6 +40,8 @@ export function openssl(args: readonly string[], input?: Buffer | string): Promi
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
+    // openssl may exit without reading stdin (req, x509 -in); the exit code reports real failures.
+    child.stdin.on('error', () => {});
     child.on('close', (code) => {
       if (code === 0) resolve(Buffer.concat(out));
       else reject(new Error(`openssl ${args.join(' ')} exited ${code}: ${Buffer.concat(err).toString()}`));
