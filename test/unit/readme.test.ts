@@ -8,7 +8,9 @@ const root = new URL('../../', import.meta.url);
 
 test('README config examples are valid', () => {
   const readme = readFileSync(new URL('README.md', root), 'utf8');
-  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => /^version: 1/m.test(b));
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1])
+    .filter((b) => /^version: 1/m.test(b));
   assert.ok(blocks.length >= 1, 'README has at least one full config example');
   for (const block of blocks) {
     const problems = validateConfigText(block);
