@@ -14,6 +14,8 @@ export interface PeekedQuery {
   status: typeof PEEK_OK | typeof PEEK_DROP | typeof PEEK_FORMERR | typeof PEEK_NOTIMP;
   id: number;
   qname: string;
+  /** qname with ASCII letters lowercased (RFC 4343). */
+  lname: string;
   qtype: number;
   qclass: number;
   /** Offset just past the question; HEADER_SIZE when there is no usable question. */
@@ -24,15 +26,22 @@ export interface PeekedQuery {
 
 const MAX_NAME_WIRE = 255;
 
+/** Scratch for decoding names: an escaped name is at most twice the 255 wire bytes. */
+const nameScratch = Buffer.allocUnsafe(2 * MAX_NAME_WIRE);
+const lowerScratch = Buffer.allocUnsafe(2 * MAX_NAME_WIRE);
+
 /**
  * Read a question name at `offset` (no compression pointers: a query's only name starts
  * at offset 12, so a pointer there can only be malformed). Returns the offset past the
- * name, or -1. The decoded name is written into `out.name` (without trailing dot).
+ * name, or -1. The name (without trailing dot) and its ASCII-lowercased form are written
+ * into `out`. Bytes are gathered in a scratch buffer and decoded once, so each name is
+ * one flat string rather than a chain of concatenations (measured: see the commit).
  */
-function readQuestionName(buf: Buffer, offset: number, out: { name: string }): number {
+function readQuestionName(buf: Buffer, offset: number, out: PeekedQuery): number {
   let pos = offset;
-  let name = '';
+  let n = 0;
   let wireLen = 0;
+  let upper = false;
   for (;;) {
     if (pos >= buf.length) return -1;
     const len = buf[pos];
@@ -43,18 +52,32 @@ function readQuestionName(buf: Buffer, offset: number, out: { name: string }): n
     if (len > 63) return -1;
     wireLen += len + 1;
     if (wireLen > MAX_NAME_WIRE) return -1;
-    const start = pos + 1;
-    const end = start + len;
+    const end = pos + 1 + len;
     if (end > buf.length) return -1;
-    let label = buf.toString('latin1', start, end);
-    // A dot inside a label would be mistaken for a label boundary by the suffix filters;
-    // escape it (and the escape character itself, so the result is unambiguous).
-    if (label.includes('.') || label.includes('\\'))
-      label = label.replaceAll('\\', '\\\\').replaceAll('.', '\\.');
-    name = name.length === 0 ? label : `${name}.${label}`;
+    if (n > 0) {
+      nameScratch[n] = 0x2e;
+      lowerScratch[n++] = 0x2e;
+    }
+    for (let i = pos + 1; i < end; i++) {
+      const c = buf[i];
+      // A dot inside a label would be mistaken for a label boundary by the suffix filters;
+      // escape it (and the escape character itself, so the result is unambiguous).
+      if (c === 0x2e || c === 0x5c) {
+        nameScratch[n] = 0x5c;
+        lowerScratch[n++] = 0x5c;
+      }
+      nameScratch[n] = c;
+      if (c >= 0x41 && c <= 0x5a) {
+        upper = true;
+        lowerScratch[n++] = c | 0x20;
+      } else {
+        lowerScratch[n++] = c;
+      }
+    }
     pos = end;
   }
-  out.name = name;
+  out.qname = nameScratch.toString('latin1', 0, n);
+  out.lname = upper ? lowerScratch.toString('latin1', 0, n) : out.qname;
   return pos;
 }
 
@@ -72,8 +95,6 @@ function skipName(buf: Buffer, offset: number): number {
   return -1;
 }
 
-const nameScratch = { name: '' };
-
 /**
  * Peek at a client query. Never throws: every input maps to a status.
  * Allocates one result object and the name string.
@@ -83,6 +104,7 @@ export function peekQuery(buf: Buffer): PeekedQuery {
     status: PEEK_DROP,
     id: 0,
     qname: '',
+    lname: '',
     qtype: 0,
     qclass: 0,
     questionEnd: HEADER_SIZE,
@@ -96,9 +118,11 @@ export function peekQuery(buf: Buffer): PeekedQuery {
   const opcode = (flags >> 3) & 0x0f;
   const qdcount = buf.readUInt16BE(4);
   if (qdcount === 1) {
-    const end = readQuestionName(buf, HEADER_SIZE, nameScratch);
-    if (end > 0 && end + 4 <= buf.length) {
-      result.qname = nameScratch.name;
+    const end = readQuestionName(buf, HEADER_SIZE, result);
+    if (end < 0 || end + 4 > buf.length) {
+      result.qname = '';
+      result.lname = '';
+    } else {
       result.qtype = buf.readUInt16BE(end);
       result.qclass = buf.readUInt16BE(end + 2);
       result.questionEnd = end + 4;

@@ -11,7 +11,7 @@ import {
   RCODE_REFUSED,
   RCODE_SERVFAIL,
 } from '../dns/constants.js';
-import { asciiLower, PEEK_DROP, PEEK_FORMERR, PEEK_NOTIMP, peekQuery } from '../dns/wire.js';
+import { PEEK_DROP, PEEK_FORMERR, PEEK_NOTIMP, peekQuery } from '../dns/wire.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Generation } from './build.js';
@@ -73,7 +73,7 @@ export class QueryEntry {
       query: msg,
       id: peek.id,
       qname: peek.qname,
-      lname: asciiLower(peek.qname),
+      lname: peek.lname,
       qtype: peek.qtype,
       qclass: peek.qclass,
       questionEnd: peek.questionEnd,

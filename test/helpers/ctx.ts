@@ -51,7 +51,7 @@ export function contextFor(query: Buffer, opts: ContextOptions = {}): QueryConte
     query,
     id: p.id,
     qname: p.qname,
-    lname: p.qname.toLowerCase(),
+    lname: p.lname,
     qtype: p.qtype,
     qclass: p.qclass,
     questionEnd: p.questionEnd,
