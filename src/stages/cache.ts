@@ -3,7 +3,7 @@
 import type { CacheConfig } from '../config/types.js';
 import { setId } from '../dns/answer.js';
 import { HEADER_SIZE, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_OPT } from '../dns/constants.js';
-import { ageTtls, layoutOf, minTtl, readTtl } from '../dns/ttl.js';
+import { layoutOf, minTtl, readTtl } from '../dns/ttl.js';
 import { sameQuestion } from '../dns/wire.js';
 import type { Counters } from '../metrics/counters.js';
 import type { QueryContext } from '../pipeline/context.js';
@@ -14,17 +14,20 @@ const OPT_SIZE = 11;
 /** UDP size advertised when the stored answer carried no OPT to copy it from (DESIGN default). */
 const DEFAULT_UDP_SIZE = 1232;
 
-interface CacheEntry {
-  /** The answer as stored: OPT record removed, TTLs already clamped, never handed out. */
-  readonly wire: Buffer;
-  readonly questionEnd: number;
-  /** TTL field offsets of every record of `wire`. */
-  readonly ttlOffsets: Uint16Array;
-  /** UDP size of the stored answer's OPT, reused in the OPT rebuilt for EDNS clients. */
-  readonly udpSize: number;
-  readonly storedAt: number;
-  readonly expiresAt: number;
-}
+/*
+ * One cache entry is one Buffer (a slice of the cache's own slab), laid out as
+ *   [META_SIZE bytes of metadata][ttlCount × uint16 TTL offsets][the answer's wire bytes]
+ * so an entry costs one small JS object besides its key — no per-entry typed arrays or
+ * boxed doubles. Measured: 100k entries took ~1.3 KB each as objects, see the commit.
+ */
+const AT_STORED = 0; // float64: now() when stored (ms)
+const AT_EXPIRES = 8; // float64: now() when it expires (ms)
+const AT_TOUCH = 16; // uint32: value of the cache's touch counter when last moved to the LRU tail
+const AT_QEND = 20; // uint16: offset just past the question, within the wire bytes
+const AT_UDP = 22; // uint16: UDP size for the OPT rebuilt on hits
+const AT_TTLS = 24; // uint16: number of TTL offsets
+const AT_WIRE_LEN = 26; // uint16: length of the wire bytes
+const META_SIZE = 28;
 
 /**
  * Wire-bytes LRU of upstream answers, one instance per upstream set, so it survives
@@ -32,18 +35,26 @@ interface CacheEntry {
  *
  * Bound: at most `maxEntries` entries of at most 64 KiB each; storing into a full cache
  * drops the least recently used entry. Expired entries are dropped when looked up.
+ * Recency is approximate: a hit moves its entry to the tail only when it was last moved
+ * more than a quarter of the cache ago, so a hot entry is never near the head yet most
+ * hits cost no Map reordering.
  *
  * The OPT record is not stored: it describes one exchange, not the data. A hit for a
  * client that sent EDNS gets a fresh minimal OPT (its DO bit is the key's); a client
  * without EDNS gets none, as RFC 6891 §7 asks.
  */
 export class AnswerCache {
-  private readonly entries = new Map<string, CacheEntry>();
+  private readonly entries = new Map<string, Buffer>();
+  /** Counts inserts and moves; wraps at 2^32 (the distance check is done modulo). */
+  private touch = 0;
+  private readonly touchDistance: number;
 
   constructor(
     private readonly cfg: CacheConfig,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.touchDistance = Math.max(1, Math.floor(cfg.maxEntries / 4));
+  }
 
   get size(): number {
     return this.entries.size;
@@ -51,14 +62,37 @@ export class AnswerCache {
 
   clear(): void {
     this.entries.clear();
+    this.slab = null;
+  }
+
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
+
+  private allocate(size: number): Buffer {
+    if (size > SLAB_SIZE / 8) return Buffer.allocUnsafeSlow(size);
+    if (this.slab === null || this.slabUsed + size > SLAB_SIZE) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.slabUsed = 0;
+    }
+    // 8-byte aligned so the float64 metadata reads stay aligned.
+    const entry = this.slab.subarray(this.slabUsed, this.slabUsed + size);
+    this.slabUsed += (size + 7) & ~7;
+    return entry;
   }
 
   /**
-   * Lowercased name, type, class and DO bit. The numeric fields sit at the end in a fixed
-   * shape, so no name (whatever bytes its labels hold) can collide with another key.
+   * The question's wire bytes (name, type, class) with ASCII letters lowercased, then
+   * the DO bit: one flat string, unambiguous because wire names are length-prefixed.
    */
   keyOf(ctx: QueryContext): string {
-    return `${ctx.lname}\u0000${ctx.qtype}\u0000${ctx.qclass}\u0000${ctx.dnssecOk ? 1 : 0}`;
+    const query = ctx.query;
+    const n = ctx.questionEnd - HEADER_SIZE;
+    for (let i = 0; i < n; i++) {
+      const c = query[HEADER_SIZE + i];
+      keyScratch[i] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+    }
+    keyScratch[n] = ctx.dnssecOk ? 0x31 : 0x30;
+    return keyScratch.toString('latin1', 0, n + 1);
   }
 
   /**
@@ -74,28 +108,43 @@ export class AnswerCache {
     const entry = this.entries.get(key);
     if (entry === undefined) return null;
     const now = this.now();
-    if (now >= entry.expiresAt) {
+    if (now >= entry.readDoubleLE(AT_EXPIRES)) {
       this.entries.delete(key);
       return null;
     }
-    // Guards the key: lname folds more than ASCII case, the wire comparison does not.
-    if (entry.questionEnd !== ctx.questionEnd || !sameQuestion(entry.wire, ctx.query, ctx.questionEnd)) {
+    const questionEnd = entry.readUInt16LE(AT_QEND);
+    const ttlCount = entry.readUInt16LE(AT_TTLS);
+    const wireStart = META_SIZE + 2 * ttlCount;
+    const wireLength = entry.readUInt16LE(AT_WIRE_LEN);
+    // Guards the key: lname folds only ASCII, but compare the wire to be sure.
+    if (questionEnd !== ctx.questionEnd || !sameQuestionAt(entry, wireStart, ctx.query, questionEnd)) {
       return null;
     }
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    const touched = entry.readUInt32LE(AT_TOUCH);
+    if ((this.touch - touched) >>> 0 > this.touchDistance) {
+      this.touch = (this.touch + 1) >>> 0;
+      entry.writeUInt32LE(this.touch, AT_TOUCH);
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+    }
 
     const withOpt = ctx.ednsUdpSize > 0;
-    const wire = entry.wire;
-    const out = Buffer.allocUnsafe(wire.length + (withOpt ? OPT_SIZE : 0));
-    wire.copy(out, 0);
+    const out = Buffer.allocUnsafe(wireLength + (withOpt ? OPT_SIZE : 0));
+    entry.copy(out, 0, wireStart, wireStart + wireLength);
     setId(out, ctx.id);
-    ctx.query.copy(out, HEADER_SIZE, HEADER_SIZE, ctx.questionEnd);
+    ctx.query.copy(out, HEADER_SIZE, HEADER_SIZE, questionEnd);
     out[2] = (out[2] & 0xfe) | (ctx.query[2] & 0x01);
-    ageTtls(out, entry.ttlOffsets, Math.floor((now - entry.storedAt) / 1000));
+    const elapsed = Math.floor((now - entry.readDoubleLE(AT_STORED)) / 1000);
+    if (elapsed > 0) {
+      for (let i = 0, at = META_SIZE; i < ttlCount; i++, at += 2) {
+        const offset = entry.readUInt16LE(at);
+        const ttl = readTtl(out, offset) - elapsed;
+        out.writeUInt32BE(ttl > 0 ? ttl : 0, offset);
+      }
+    }
     if (withOpt) {
       out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
-      writeOpt(out, wire.length, entry.udpSize, ctx.dnssecOk);
+      writeOpt(out, wireLength, entry.readUInt16LE(AT_UDP), ctx.dnssecOk);
     }
     return out;
   }
@@ -150,14 +199,27 @@ export class AnswerCache {
     }
     if (!(lifetime > 0) || lifetime === Number.POSITIVE_INFINITY) return;
 
-    const wire = Buffer.allocUnsafe(storedLength);
-    answer.copy(wire, 0, 0, storedLength);
-    if (storedLength !== answer.length) wire.writeUInt16BE(wire.readUInt16BE(10) - 1, 10);
     const offsets = layout.ttlOffsets;
+    const wireStart = META_SIZE + 2 * offsets.length;
+    const entry = this.allocate(wireStart + storedLength);
+    answer.copy(entry, wireStart, 0, storedLength);
+    if (storedLength !== answer.length)
+      entry.writeUInt16BE(entry.readUInt16BE(wireStart + 10) - 1, wireStart + 10);
     for (let i = 0; i < offsets.length; i++) {
-      const ttl = Math.min(clamp(readTtl(wire, offsets[i]), cfg.minTtl, cfg.maxTtl), cap);
-      wire.writeUInt32BE(ttl, offsets[i]);
+      const at = wireStart + offsets[i];
+      const ttl = Math.min(clamp(readTtl(entry, at), cfg.minTtl, cfg.maxTtl), cap);
+      entry.writeUInt32BE(ttl, at);
+      entry.writeUInt16LE(offsets[i], META_SIZE + 2 * i);
     }
+    const storedAt = this.now();
+    this.touch = (this.touch + 1) >>> 0;
+    entry.writeDoubleLE(storedAt, AT_STORED);
+    entry.writeDoubleLE(storedAt + lifetime * 1000, AT_EXPIRES);
+    entry.writeUInt32LE(this.touch, AT_TOUCH);
+    entry.writeUInt16LE(layout.questionEnd, AT_QEND);
+    entry.writeUInt16LE(udpSize, AT_UDP);
+    entry.writeUInt16LE(offsets.length, AT_TTLS);
+    entry.writeUInt16LE(storedLength, AT_WIRE_LEN);
 
     const key = this.keyOf(ctx);
     const entries = this.entries;
@@ -167,16 +229,33 @@ export class AnswerCache {
       if (oldest.done) break;
       entries.delete(oldest.value);
     }
-    const storedAt = this.now();
-    entries.set(key, {
-      wire,
-      questionEnd: layout.questionEnd,
-      ttlOffsets: offsets,
-      udpSize,
-      storedAt,
-      expiresAt: storedAt + lifetime * 1000,
-    });
+    entries.set(key, entry);
   }
+}
+
+/** A question is at most 255 name bytes + type + class; one more for the DO bit. */
+const keyScratch = Buffer.allocUnsafe(512);
+
+/**
+ * Entries are carved from slabs of their own rather than Node's shared pool: a pool slab
+ * is shared with short-lived buffers (answers, frames), and one cached entry left in it
+ * keeps all 8 KiB alive. Entries leave in roughly the order they came (LRU), so a
+ * cache slab is freed once its entries are gone.
+ */
+const SLAB_SIZE = 64 * 1024;
+
+/** sameQuestion for wire bytes that start at `base` inside `stored`. */
+function sameQuestionAt(stored: Buffer, base: number, query: Buffer, questionEnd: number): boolean {
+  if (stored.readUInt16BE(base + 4) !== 1) return false;
+  for (let i = HEADER_SIZE; i < questionEnd; i++) {
+    let a = stored[base + i];
+    let b = query[i];
+    if (a === b) continue;
+    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
+    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+    if (a !== b) return false;
+  }
+  return true;
 }
 
 function clamp(value: number, min: number, max: number): number {
