@@ -2,7 +2,8 @@
 // answered as they complete, an idle timeout and a connection cap.
 import net from 'node:net';
 import type { Logger } from '../log.js';
-import { type EntryResult, MALFORMED, type QueryEntry } from '../pipeline/entry.js';
+import { type EntryResult, MALFORMED, PENDING, type QueryEntry } from '../pipeline/entry.js';
+import type { StageResult } from '../pipeline/stage.js';
 import { ListenError } from './errors.js';
 
 export interface TcpLimits {
@@ -37,7 +38,9 @@ export class TcpListener {
       const onError = (err: NodeJS.ErrnoException) =>
         reject(new ListenError('tcp', this.address, this.port, err));
       server.once('error', onError);
-      server.listen({ port: this.port, host: this.address, exclusive: true, backlog: 1024 }, () => {
+      // Not exclusive: in a cluster worker the primary binds the socket once and every worker
+      // accepts on it (the kernel spreads connections); outside a cluster the flag does nothing.
+      server.listen({ port: this.port, host: this.address, exclusive: false, backlog: 1024 }, () => {
         server.off('error', onError);
         server.on('error', (err) => this.logger.warn({ err, listener: 'tcp' }, 'tcp server error'));
         this.boundPort = (server.address() as net.AddressInfo).port;
@@ -80,6 +83,9 @@ export class TcpListener {
 
 class Connection {
   private pending: Buffer | null = null;
+  /** Read once: the getters are native calls. */
+  private readonly remoteAddress: string;
+  private readonly remotePort: number;
   private inflight = 0;
   private draining = false;
   private closed = false;
@@ -90,6 +96,8 @@ class Connection {
     idleTimeoutMs: number,
     private readonly onClose: () => void,
   ) {
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
     socket.setTimeout(idleTimeoutMs);
     socket.on('timeout', () => {
       if (this.inflight === 0) socket.end();
@@ -117,22 +125,19 @@ class Connection {
 
   /** false when the connection was closed for bad input. */
   private onMessage(msg: Buffer): boolean {
-    const result = this.entry.handle(
-      msg,
-      this.socket.remoteAddress ?? '',
-      this.socket.remotePort ?? 0,
-      'tcp',
-    );
-    if (result instanceof Promise) {
+    const result = this.entry.handle(msg, this.remoteAddress, this.remotePort, 'tcp', this.sink);
+    if (result === PENDING) {
       this.inflight++;
-      result.then((r) => {
-        this.inflight--;
-        this.reply(r);
-      });
       return true;
     }
     return this.reply(result);
   }
+
+  /** Bound once per connection: answers that were not ready at once arrive here. */
+  private readonly sink = (answer: StageResult): void => {
+    this.inflight--;
+    this.reply(answer);
+  };
 
   private reply(result: EntryResult): boolean {
     if (result === MALFORMED) {

@@ -2,7 +2,8 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../log.js';
-import { type EntryResult, MALFORMED, type QueryEntry } from '../pipeline/entry.js';
+import { type EntryResult, MALFORMED, PENDING, type QueryEntry } from '../pipeline/entry.js';
+import type { StageResult } from '../pipeline/stage.js';
 import { ListenError } from './errors.js';
 
 export class UdpListener {
@@ -32,7 +33,10 @@ export class UdpListener {
         reject(new ListenError('udp', this.address, this.port, err));
       };
       socket.once('error', onError);
-      socket.bind(this.port, this.address, () => {
+      // Not exclusive: in a cluster worker the socket is the primary's one handle, shared by
+      // every worker (the kernel hands each datagram to one of them); outside a cluster the
+      // flag does nothing.
+      socket.bind({ port: this.port, address: this.address, exclusive: false }, () => {
         socket.off('error', onError);
         // Socket errors after bind (ICMP unreachable bursts, EMSGSIZE) are per packet; log, keep serving.
         socket.on('error', (err) => this.logger.warn({ err, listener: 'udp' }, 'udp socket error'));
@@ -51,10 +55,14 @@ export class UdpListener {
   }
 
   private onMessage(socket: dgram.Socket, msg: Buffer, address: string, port: number): void {
-    const result = this.entry.handle(msg, address, port, 'udp');
-    if (result instanceof Promise) result.then((r) => send(socket, r, address, port));
-    else send(socket, result, address, port);
+    const result = this.entry.handle(msg, address, port, 'udp', this.sink);
+    if (result !== PENDING) send(socket, result, address, port);
   }
+
+  /** Bound once: where answers that were not ready at once are sent from. */
+  private readonly sink = (answer: StageResult, address: string, port: number): void => {
+    if (this.socket !== null) send(this.socket, answer, address, port);
+  };
 
   /** Stop receiving; answers still pending are dropped by the closed socket (UDP has no connection to drain). */
   close(_graceMs = 0): Promise<void> {

@@ -5,6 +5,7 @@ import type { Counters, UpstreamCounts } from '../metrics/counters.js';
 import type { FailureKind, UpstreamConnection, UpstreamExchange } from './connection.js';
 import type { UpstreamServer, UpstreamServerState } from './server.js';
 import { orderServers } from './strategy.js';
+import { TimerWheel, type WheelTimer } from './timer-wheel.js';
 
 export type UpstreamErrorCode = 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNAVAILABLE';
 
@@ -26,6 +27,27 @@ export interface UpstreamAnswer {
   server: string;
 }
 
+/** Receives the outcome of UpstreamSet.send: exactly one of the two calls, once. */
+export interface UpstreamReply {
+  /** `answer` is a fresh buffer the receiver may modify; its ID is unspecified. */
+  onUpstreamAnswer(answer: Buffer, server: string): void;
+  onUpstreamFailure(error: UpstreamError): void;
+}
+
+/** Adapts the callback form to a promise, for callers off the hot path. */
+class PromiseReply implements UpstreamReply {
+  constructor(
+    private readonly resolve: (a: UpstreamAnswer) => void,
+    private readonly reject: (e: UpstreamError) => void,
+  ) {}
+  onUpstreamAnswer(answer: Buffer, server: string): void {
+    this.resolve({ answer, server });
+  }
+  onUpstreamFailure(error: UpstreamError): void {
+    this.reject(error);
+  }
+}
+
 export class UpstreamSet {
   readonly name: string;
   readonly strategy: Strategy;
@@ -34,6 +56,8 @@ export class UpstreamSet {
   /** Counter objects, index-aligned with `servers`, fetched once per generation. */
   private readonly counts: readonly UpstreamCounts[];
   private seq = 0;
+  /** @internal attempt and deadline timers of this set's queries */
+  readonly wheel: TimerWheel;
 
   constructor(
     config: UpstreamSetConfig,
@@ -41,6 +65,7 @@ export class UpstreamSet {
     private readonly counters: Counters,
     private readonly now: () => number,
   ) {
+    this.wheel = new TimerWheel(now);
     this.name = config.name;
     this.strategy = config.strategy;
     this.timeoutMs = config.timeoutMs;
@@ -54,10 +79,18 @@ export class UpstreamSet {
    * answered before `deadline` (performance.now() ms, or the injected clock).
    */
   query(query: Buffer, questionEnd: number, deadline: number): Promise<UpstreamAnswer> {
-    const order = orderServers(this.strategy, this.servers, this.seq++);
     return new Promise((resolve, reject) => {
-      new ForwardedQuery(this, order, query, questionEnd, deadline, resolve, reject).start();
+      this.send(query, questionEnd, deadline, new PromiseReply(resolve, reject));
     });
+  }
+
+  /**
+   * `query` without a promise: the outcome goes to `reply`. The forwarding stage uses this
+   * so a pass-through query allocates no promise or closure here.
+   */
+  send(query: Buffer, questionEnd: number, deadline: number, reply: UpstreamReply): void {
+    const order = orderServers(this.strategy, this.servers, this.seq++);
+    new ForwardedQuery(this, order, query, questionEnd, deadline, reply).start();
   }
 
   /** True when a server is up and verified, or up and not yet tried (presumed reachable). */
@@ -133,7 +166,7 @@ class ForwardedQuery {
   private readonly maxAttempts: number;
   /** Retries after an established connection closed under the query, which is not the server's fault. */
   private closedRetries = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: WheelTimer | null = null;
   private settled = false;
 
   constructor(
@@ -142,8 +175,7 @@ class ForwardedQuery {
     private readonly query: Buffer,
     private readonly questionEnd: number,
     private readonly deadline: number,
-    private readonly resolve: (a: UpstreamAnswer) => void,
-    private readonly reject: (e: UpstreamError) => void,
+    private readonly reply: UpstreamReply,
   ) {
     this.maxAttempts = order.length * 2;
   }
@@ -164,7 +196,7 @@ class ForwardedQuery {
     attempt.server.answered(ms);
     this.remove(attempt);
     this.settle();
-    this.resolve({ answer, server: attempt.server.id });
+    this.reply.onUpstreamAnswer(answer, attempt.server.id);
   }
 
   failed(attempt: Attempt, _reason: string, kind: FailureKind): void {
@@ -206,11 +238,11 @@ class ForwardedQuery {
     }
     this.settle();
     if (now >= this.deadline) {
-      this.reject(
+      this.reply.onUpstreamFailure(
         new UpstreamError('UPSTREAM_TIMEOUT', `no answer from upstream set ${this.set.name} in time`),
       );
     } else {
-      this.reject(
+      this.reply.onUpstreamFailure(
         new UpstreamError(
           'UPSTREAM_UNAVAILABLE',
           `every server of upstream set ${this.set.name} failed; check their addresses, pins and CA`,
@@ -220,13 +252,12 @@ class ForwardedQuery {
   }
 
   private arm(ms: number): void {
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer?.cancel();
     // Rounded up: a timer must not fire before the attempt's time is really over.
-    this.timer = setTimeout(this.onTimer, Math.max(0, Math.ceil(ms)));
-    this.timer.unref();
+    this.timer = this.set.wheel.schedule(this, this.set.clock() + Math.max(0, Math.ceil(ms)));
   }
 
-  private readonly onTimer = (): void => {
+  onTimer(): void {
     this.timer = null;
     if (this.settled) return;
     const now = this.set.clock();
@@ -234,7 +265,7 @@ class ForwardedQuery {
     if (now >= this.deadline - 0.5 || this.latest === null) {
       for (const a of this.live) this.timedOut(a, now - a.startedAt >= timeoutMs - 0.5);
       this.settle();
-      this.reject(
+      this.reply.onUpstreamFailure(
         new UpstreamError('UPSTREAM_TIMEOUT', `no answer from upstream set ${this.set.name} in time`),
       );
       return;
@@ -242,7 +273,7 @@ class ForwardedQuery {
     // The current attempt had its timeout_ms: leave it listening, try the next server.
     this.timedOut(this.latest, true);
     this.tryNext();
-  };
+  }
 
   private timedOut(a: Attempt, serverAtFault: boolean): void {
     if (a.counted) return;
@@ -259,7 +290,7 @@ class ForwardedQuery {
 
   private settle(): void {
     this.settled = true;
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     for (const a of this.live) a.conn?.cancel(a);
     this.live.length = 0;

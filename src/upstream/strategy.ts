@@ -20,7 +20,14 @@ export function orderServers<T extends Candidate>(
   strategy: Strategy,
   servers: readonly T[],
   seq: number,
-): T[] {
+): readonly T[] {
+  // The common case, every server up under failover (or one server): the configured order
+  // as it is, with no array made per query.
+  if (strategy === 'failover' || servers.length === 1) {
+    let allUp = true;
+    for (const s of servers) allUp &&= s.up;
+    if (allUp) return servers;
+  }
   let pool = servers.filter((s) => s.up);
   // All down: try them anyway (in configured order) rather than fail without asking.
   if (pool.length === 0) pool = servers.slice();

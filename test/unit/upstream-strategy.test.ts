@@ -6,7 +6,7 @@ import { serverKey } from '../../src/upstream/hub.js';
 import { EXPLORE_EVERY, orderServers } from '../../src/upstream/strategy.js';
 
 const s = (name: string, up = true, latencyMs = 0) => ({ name, up, latencyMs });
-const names = (list: { name: string }[]) => list.map((x) => x.name).join(',');
+const names = (list: readonly { name: string }[]) => list.map((x) => x.name).join(',');
 
 test('failover: configured order, down servers left out while any is up', () => {
   const servers = [s('a', false), s('b'), s('c')];
