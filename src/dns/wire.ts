@@ -178,12 +178,12 @@ export function isTruncated(msg: Buffer): boolean {
 /**
  * True when `answer`'s question equals the query's question bytes (name compared
  * case-insensitively, type and class exactly). Used to reject confused or spoofed
- * upstream answers.
+ * upstream answers. `base` is where the answer's message starts inside `answer`.
  */
-export function sameQuestion(answer: Buffer, query: Buffer, questionEnd: number): boolean {
-  if (answer.length < questionEnd || answer.readUInt16BE(4) !== 1) return false;
+export function sameQuestion(answer: Buffer, query: Buffer, questionEnd: number, base = 0): boolean {
+  if (answer.length < base + questionEnd || answer.readUInt16BE(base + 4) !== 1) return false;
   for (let i = HEADER_SIZE; i < questionEnd; i++) {
-    let a = answer[i];
+    let a = answer[base + i];
     let b = query[i];
     if (a === b) continue;
     if (a >= 0x41 && a <= 0x5a) a |= 0x20;

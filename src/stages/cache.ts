@@ -117,7 +117,7 @@ export class AnswerCache {
     const wireStart = META_SIZE + 2 * ttlCount;
     const wireLength = entry.readUInt16LE(AT_WIRE_LEN);
     // Guards the key: lname folds only ASCII, but compare the wire to be sure.
-    if (questionEnd !== ctx.questionEnd || !sameQuestionAt(entry, wireStart, ctx.query, questionEnd)) {
+    if (questionEnd !== ctx.questionEnd || !sameQuestion(entry, ctx.query, questionEnd, wireStart)) {
       return null;
     }
     const touched = entry.readUInt32LE(AT_TOUCH);
@@ -243,20 +243,6 @@ const keyScratch = Buffer.allocUnsafe(512);
  * cache slab is freed once its entries are gone.
  */
 const SLAB_SIZE = 64 * 1024;
-
-/** sameQuestion for wire bytes that start at `base` inside `stored`. */
-function sameQuestionAt(stored: Buffer, base: number, query: Buffer, questionEnd: number): boolean {
-  if (stored.readUInt16BE(base + 4) !== 1) return false;
-  for (let i = HEADER_SIZE; i < questionEnd; i++) {
-    let a = stored[base + i];
-    let b = query[i];
-    if (a === b) continue;
-    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
-    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
-    if (a !== b) return false;
-  }
-  return true;
-}
 
 function clamp(value: number, min: number, max: number): number {
   return value < min ? min : Math.min(value, max);
