@@ -7,6 +7,8 @@ import { ConfigError, loadConfigFile } from './config/load.js';
 import type { GatewayConfig } from './config/types.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
+import { runPrimary } from './workers/primary.js';
+import { isGatewayWorker, runWorker } from './workers/worker.js';
 
 /** Exit codes, also listed in the README. */
 export const EXIT_OK = 0;
@@ -107,6 +109,10 @@ async function serveFromArgs(args: string[]): Promise<number> {
 
 async function serve(config: GatewayConfig, configPath: string | null): Promise<number> {
   const logger = createLogger(config.log.level);
+  // `workers: N > 1` splits serving over N processes (src/workers/); the same command line
+  // runs in each, and this is where the roles part. `workers` only exists in config files.
+  if (configPath !== null && isGatewayWorker()) return runWorker(config, configPath, logger);
+  if (configPath !== null && config.workers > 1) return runPrimary({ config, configPath, logger });
   // Signals are taken from the first moment: Node's default for SIGHUP would kill a gateway
   // that is still starting. What arrives during startup is acted on once it is up.
   let gateway: Gateway | null = null;

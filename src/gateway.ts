@@ -24,6 +24,13 @@ export interface GatewayOptions {
   /** Watch `configPath` for changes (default true when a path is given). */
   readonly watch?: boolean;
   readonly now?: () => number;
+  /**
+   * Set when this process is one of `workerCount` cluster workers (see src/workers/): the
+   * primary owns the admin server, the file watch and the reload summary, so the worker
+   * runs none of them, logs its own reload lines at debug, says "worker ready" rather than
+   * "gateway ready", and divides every rate limit by the count.
+   */
+  readonly workerCount?: number;
 }
 
 export type ReloadResult =
@@ -52,10 +59,13 @@ export class Gateway {
   private reloadAgain = false;
   private stopped = false;
   private ready = false;
+  /** A worker's own reload lines are detail: the primary logs the summary. */
+  private readonly reloadLogLevel: 'info' | 'debug';
 
   private constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
     this.now = options.now ?? (() => performance.now());
+    this.reloadLogLevel = options.workerCount === undefined ? 'info' : 'debug';
     this.hub = new UpstreamHub({
       logger: this.logger.child({ component: 'upstream' }),
       counters: this.counters,
@@ -75,13 +85,14 @@ export class Gateway {
       hub: gw.hub,
       carried,
       now: gw.now,
+      rateDivisor: options.workerCount ?? 1,
     });
     gw.logger.level = config.log.level;
     gw.warmUsedSets();
     try {
       await gw.listeners.open(config.listeners);
-      await gw.syncAdmin(null, config);
-      if (options.configPath && options.watch !== false) {
+      if (options.workerCount === undefined) await gw.syncAdmin(null, config);
+      if (options.configPath && options.watch !== false && options.workerCount === undefined) {
         gw.watcher = await watchConfigFile(options.configPath, () => void gw.reload(), {
           onError: (err) => gw.logger.warn({ err }, 'config watch error'),
         });
@@ -101,7 +112,7 @@ export class Gateway {
         hash: config.hash,
         source: config.source,
       },
-      'gateway ready',
+      options.workerCount === undefined ? 'gateway ready' : 'worker ready',
     );
     return gw;
   }
@@ -191,7 +202,10 @@ export class Gateway {
     const hash = parsed.config.hash;
     if (hash === this.generation.config.hash) {
       // Still one line per reload: a SIGHUP that changes nothing should say so.
-      this.logger.info({ result: 'unchanged', hash, duration_ms: msSince(started) }, 'config unchanged');
+      this.logger[this.reloadLogLevel](
+        { result: 'unchanged', hash, duration_ms: msSince(started) },
+        'config unchanged',
+      );
       return { result: 'unchanged', hash };
     }
     return this.apply(parsed.config, started);
@@ -208,6 +222,7 @@ export class Gateway {
         hub: this.hub,
         carried: old.carried,
         now: this.now,
+        rateDivisor: this.options.workerCount ?? 1,
       });
     } catch (err) {
       await this.hub.retain(old.upstreamSets.values());
@@ -227,14 +242,22 @@ export class Gateway {
     this.logger.level = config.log.level;
     this.warmUsedSets();
     await opened.commit();
-    await this.syncAdmin(old.config, config).catch((err) =>
-      this.logger.error({ err }, 'admin server could not be moved; metrics unavailable until next reload'),
-    );
+    if (this.options.workerCount === undefined) {
+      await this.syncAdmin(old.config, config).catch((err) =>
+        this.logger.error({ err }, 'admin server could not be moved; metrics unavailable until next reload'),
+      );
+      if (old.config.workers !== config.workers) {
+        this.logger.warn(
+          { running: old.config.workers, configured: config.workers },
+          'workers changed: takes a restart; the rest of the new config applies now',
+        );
+      }
+    }
     void this.hub.retain(next.upstreamSets.values());
     this.counters.reloads.success++;
     const changes = diffConfigs(old.config, config, opened.added, opened.removed);
     const durationMs = msSince(started);
-    this.logger.info(
+    this.logger[this.reloadLogLevel](
       { result: 'success', hash: config.hash, changes, duration_ms: durationMs },
       'config reloaded',
     );

@@ -35,6 +35,7 @@ export interface RawConfig {
   };
   log: { level: LogConfig['level']; queries: boolean };
   admin?: { address: string; port: number };
+  workers: number;
 }
 
 export interface RawUpstreamSet {
@@ -184,6 +185,7 @@ export function freezeConfig(
     },
     log: { level: raw.log.level, queries: raw.log.queries },
     admin: raw.admin ? { address: canonicalIp(raw.admin.address), port: raw.admin.port } : null,
+    workers: raw.workers,
     hash: combinedHash(meta.hash, caFiles),
     source: meta.source,
   } satisfies GatewayConfig);

@@ -109,6 +109,8 @@ export interface GatewayConfig {
   readonly limits: LimitsConfig;
   readonly log: LogConfig;
   readonly admin: AdminConfig | null;
+  /** Processes serving DNS (1 = no cluster); see src/workers/. Takes effect at start only. */
+  readonly workers: number;
   /** sha256 hex of the source text (or of the flags for the seed-flags mode). */
   readonly hash: string;
   /** Where it came from, for messages. */

@@ -1,7 +1,7 @@
 // Builds one config generation: the policy table, each policy's composed stage chain and
 // the upstream sets, plus the state carried over from the previous generation
 // (rate-limit buckets, caches) where the config that owns it did not change.
-import type { GatewayConfig, PolicyConfig, UpstreamSetConfig } from '../config/types.js';
+import type { GatewayConfig, PolicyConfig, RateLimitConfig, UpstreamSetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { type Counters, type DecisionCounts, UNMATCHED_POLICY } from '../metrics/counters.js';
 import { AnswerCache, CacheStage } from '../stages/cache.js';
@@ -31,6 +31,12 @@ export interface BuildDeps {
   readonly carried: CarriedState;
   /** Milliseconds; injected so stages are testable without sleeping. */
   readonly now: () => number;
+  /**
+   * Processes sharing the listening sockets (the `workers` setting, 1 when absent). Each
+   * enforces qps/N with a burst of ceil(burst/N), so together they approximate the
+   * configured rate when the kernel spreads a client's packets over them.
+   */
+  readonly rateDivisor?: number;
 }
 
 export interface Generation {
@@ -111,7 +117,7 @@ function carriedLimiter(
   deps: BuildDeps,
   carried: CarriedState,
 ): RateLimiter {
-  const rl = policy.rateLimit!;
+  const rl = dividedRate(policy.rateLimit!, deps.rateDivisor ?? 1);
   const key = JSON.stringify([rl, config.limits.maxRateLimitBuckets]);
   const existing = carried.limiters.get(policy.name) ?? deps.carried.limiters.get(policy.name);
   if (existing && existing.key === key) {
@@ -121,6 +127,12 @@ function carriedLimiter(
   const limiter = new RateLimiter(rl, config.limits.maxRateLimitBuckets, deps.now);
   carried.limiters.set(policy.name, { key, limiter });
   return limiter;
+}
+
+/** One process's share of a rate limit shared by `divisor` processes. */
+function dividedRate(rl: RateLimitConfig, divisor: number): RateLimitConfig {
+  if (divisor <= 1) return rl;
+  return { ...rl, qps: rl.qps / divisor, burst: Math.ceil(rl.burst / divisor) };
 }
 
 function carriedCache(

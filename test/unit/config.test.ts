@@ -307,6 +307,17 @@ describe('schema', () => {
     assert.deepEqual(missing, []);
     assert.deepEqual(open, []);
   });
+
+  test('workers: default 1, integers 1..64 only, reported at the value', () => {
+    assert.equal(mustParse(MINIMAL).workers, 1);
+    assert.equal(mustParse(`workers: 4\n${MINIMAL}`).workers, 4);
+    assert.equal(mustParse(`workers: 64\n${MINIMAL}`).workers, 64);
+    for (const bad of ['0', '65', '1.5', '"2"']) {
+      const problems = validateConfigText(`workers: ${bad}\n${MINIMAL}`);
+      assert.equal(problems.length, 1, `workers: ${bad}`);
+      assert.deepEqual([problems[0].line, problems[0].col], [1, 10], `workers: ${bad}`);
+    }
+  });
 });
 
 describe('RR types', () => {

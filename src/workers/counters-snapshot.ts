@@ -1,0 +1,104 @@
+// Owns moving a worker's Counters across the IPC channel: a plain-JSON snapshot of every
+// counter, and the sum of many snapshots written into one Counters the primary's metrics
+// registry reads.
+import type { Counters, DecisionCounts, UpstreamCounts } from '../metrics/counters.js';
+
+/**
+ * Everything a Counters holds, as JSON-safe data. Sizes are those of Counters: one entry
+ * per configured policy / server name, 16 RCODEs, the fixed histogram buckets.
+ */
+export interface CountersSnapshot {
+  readonly decisions: [string, DecisionCounts][];
+  readonly responses: number[];
+  readonly cacheHits: number;
+  readonly cacheMisses: number;
+  readonly malformed: number;
+  readonly upstreamMismatched: number;
+  readonly upstream: [string, UpstreamCounts][];
+  readonly pinFailures: [string, number][];
+  readonly certExpiry: [string, number][];
+  readonly reloads: { success: number; failure: number };
+  readonly upstreamDuration: { counts: number[]; sum: number; count: number };
+}
+
+export function snapshotCounters(c: Counters): CountersSnapshot {
+  return {
+    decisions: [...c.decisions].map(([name, counts]) => [name, { ...counts }]),
+    responses: Array.from(c.responses),
+    cacheHits: c.cacheHits,
+    cacheMisses: c.cacheMisses,
+    malformed: c.malformed,
+    upstreamMismatched: c.upstreamMismatched,
+    upstream: [...c.upstream].map(([key, counts]) => [key, { ...counts }]),
+    pinFailures: [...c.pinFailures],
+    certExpiry: [...c.certExpiry],
+    reloads: { ...c.reloads },
+    upstreamDuration: {
+      counts: Array.from(c.upstreamDuration.counts),
+      sum: c.upstreamDuration.sum,
+      count: c.upstreamDuration.count,
+    },
+  };
+}
+
+/** Sets every counter of `c` back to zero (maps emptied), ready for addSnapshot. */
+export function clearCounters(c: Counters): void {
+  c.decisions.clear();
+  c.responses.fill(0);
+  c.cacheHits = 0;
+  c.cacheMisses = 0;
+  c.malformed = 0;
+  c.upstreamMismatched = 0;
+  c.upstream.clear();
+  c.pinFailures.clear();
+  c.certExpiry.clear();
+  c.reloads.success = 0;
+  c.reloads.failure = 0;
+  c.upstreamDuration.counts.fill(0);
+  c.upstreamDuration.sum = 0;
+  c.upstreamDuration.count = 0;
+}
+
+/**
+ * Adds `s` into `c`. Counts are summed; a certificate expiry is a gauge, so the earliest
+ * one any worker saw for a server wins (the one an operator must act on first).
+ */
+export function addSnapshot(c: Counters, s: CountersSnapshot): void {
+  for (const [name, counts] of s.decisions) {
+    const into = c.forPolicy(name);
+    into.allowed += counts.allowed;
+    into.denied += counts.denied;
+    into.rate_limited += counts.rate_limited;
+    into.filtered += counts.filtered;
+    into.unmatched += counts.unmatched;
+  }
+  const n = Math.min(c.responses.length, s.responses.length);
+  for (let i = 0; i < n; i++) c.responses[i] += s.responses[i];
+  c.cacheHits += s.cacheHits;
+  c.cacheMisses += s.cacheMisses;
+  c.malformed += s.malformed;
+  c.upstreamMismatched += s.upstreamMismatched;
+  for (const [key, counts] of s.upstream) {
+    let into = c.upstream.get(key);
+    if (into === undefined) {
+      into = { ok: 0, error: 0, timeout: 0 };
+      c.upstream.set(key, into);
+    }
+    into.ok += counts.ok;
+    into.error += counts.error;
+    into.timeout += counts.timeout;
+  }
+  for (const [server, failures] of s.pinFailures)
+    c.pinFailures.set(server, (c.pinFailures.get(server) ?? 0) + failures);
+  for (const [server, notAfter] of s.certExpiry) {
+    const seen = c.certExpiry.get(server);
+    if (seen === undefined || notAfter < seen) c.certExpiry.set(server, notAfter);
+  }
+  c.reloads.success += s.reloads.success;
+  c.reloads.failure += s.reloads.failure;
+  // Workers run the same build as the primary, so the bucket bounds are the same.
+  const hist = c.upstreamDuration;
+  for (let i = 0; i < hist.counts.length; i++) hist.counts[i] += s.upstreamDuration.counts[i] ?? 0;
+  hist.sum += s.upstreamDuration.sum;
+  hist.count += s.upstreamDuration.count;
+}
