@@ -305,11 +305,13 @@ describe('connections and framing', () => {
       assert.deepEqual(dot.chunkSizes.slice(0, 4), [1, frame - 1, 1, frame - 1]);
     }));
 
-  test('connections: 2 opens a second connection under load, never more', () =>
+  test('connections: 2 pipelines light load on one connection, opens the second under load, never more', () =>
     withHarness(async (h) => {
       const dot = await h.dot({ delayMs: 20 });
       const set = h.set([h.server(dot)], { connections: 2 });
       await Promise.all(Array.from({ length: 20 }, (_, i) => ask(set, `c${i}.test`)));
+      assert.equal(dot.connections, 1, '20 in flight stay on one connection');
+      await Promise.all(Array.from({ length: 300 }, (_, i) => ask(set, `d${i}.test`)));
       assert.equal(dot.connections, 2);
     }));
 
