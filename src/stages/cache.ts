@@ -37,7 +37,13 @@ const META_SIZE = 28;
  * drops the least recently used entry. Expired entries are dropped when looked up.
  * Recency is approximate: a hit moves its entry to the tail only when it was last moved
  * more than a quarter of the cache ago, so a hot entry is never near the head yet most
- * hits cost no Map reordering.
+ * hits cost nothing.
+ *
+ * The recency order is a ring of (key, touch) records, not the Map's insertion order:
+ * taking the oldest key of a Map whose front keeps being deleted walks every deleted
+ * slot V8 has not compacted yet, which made stores into a full cache the most expensive
+ * line of the miss path (measured, see the commit). A record whose touch no longer
+ * matches its entry (moved again, or gone) is skipped when it reaches the front.
  *
  * The OPT record is not stored: it describes one exchange, not the data. A hit for a
  * client that sent EDNS gets a fresh minimal OPT (its DO bit is the key's); a client
@@ -48,12 +54,49 @@ export class AnswerCache {
   /** Counts inserts and moves; wraps at 2^32 (the distance check is done modulo). */
   private touch = 0;
   private readonly touchDistance: number;
+  /**
+   * Recency ring, oldest at `head`. Bound: 2 × maxEntries records; a store into a full
+   * ring first evicts from the front.
+   */
+  private readonly ringKeys: (string | undefined)[] = [];
+  private readonly ringTouch: Uint32Array;
+  private head = 0;
+  private count = 0;
 
   constructor(
     private readonly cfg: CacheConfig,
     private readonly now: () => number,
   ) {
     this.touchDistance = Math.max(1, Math.floor(cfg.maxEntries / 4));
+    this.ringTouch = new Uint32Array(Math.max(2, 2 * cfg.maxEntries));
+  }
+
+  /** Append a recency record; the ring never overflows because store() evicts first. */
+  private record(key: string, touch: number): void {
+    const capacity = this.ringTouch.length;
+    if (this.count === capacity) this.evictOldest();
+    const at = (this.head + this.count) % capacity;
+    this.ringKeys[at] = key;
+    this.ringTouch[at] = touch;
+    this.count++;
+  }
+
+  /** Drop the least recently used live entry (skipping stale records). */
+  private evictOldest(): void {
+    const capacity = this.ringTouch.length;
+    while (this.count > 0) {
+      const at = this.head;
+      const key = this.ringKeys[at]!;
+      const touch = this.ringTouch[at];
+      this.ringKeys[at] = undefined;
+      this.head = (at + 1) % capacity;
+      this.count--;
+      const entry = this.entries.get(key);
+      if (entry !== undefined && entry.readUInt32LE(AT_TOUCH) === touch) {
+        this.entries.delete(key);
+        return;
+      }
+    }
   }
 
   get size(): number {
@@ -62,6 +105,9 @@ export class AnswerCache {
 
   clear(): void {
     this.entries.clear();
+    this.ringKeys.length = 0;
+    this.head = 0;
+    this.count = 0;
     this.slab = null;
   }
 
@@ -124,8 +170,7 @@ export class AnswerCache {
     if ((this.touch - touched) >>> 0 > this.touchDistance) {
       this.touch = (this.touch + 1) >>> 0;
       entry.writeUInt32LE(this.touch, AT_TOUCH);
-      this.entries.delete(key);
-      this.entries.set(key, entry);
+      this.record(key, this.touch);
     }
 
     const withOpt = ctx.ednsUdpSize > 0;
@@ -223,13 +268,12 @@ export class AnswerCache {
 
     const key = this.keyOf(ctx);
     const entries = this.entries;
-    entries.delete(key);
-    while (entries.size >= cfg.maxEntries) {
-      const oldest = entries.keys().next();
-      if (oldest.done) break;
-      entries.delete(oldest.value);
+    // Replacing an entry leaves its old record stale (its touch differs).
+    if (!entries.delete(key)) {
+      while (entries.size >= cfg.maxEntries && this.count > 0) this.evictOldest();
     }
     entries.set(key, entry);
+    this.record(key, this.touch);
   }
 }
 
@@ -256,8 +300,6 @@ function writeOpt(out: Buffer, at: number, udpSize: number, dnssecOk: boolean): 
   out.writeUInt16BE(0, at + 9); // no options
 }
 
-function ignore(): void {}
-
 /**
  * Cache in front of the upstream. A hit is answered synchronously (no promise). Misses
  * for the same key and EDNS presence that arrive while one is being fetched wait for that
@@ -271,8 +313,8 @@ function ignore(): void {}
 export class CacheStage implements Stage {
   readonly name = 'cache';
   /**
-   * Shared fetch per key: resolves to a private snapshot of the answer, or null. The
-   * leader's context is kept so waiters can report the upstream server that answered.
+   * The fetch under way per key, and the leader's context so waiters can report the
+   * upstream server that answered.
    */
   private readonly pending = new Map<string, { fetch: Promise<StageResult>; leader: QueryContext }>();
 
@@ -308,24 +350,23 @@ export class CacheStage implements Stage {
       if (result !== null) cache.set(ctx, result);
       return result;
     }
-    // Registered before our caller can attach to `result`, so the snapshot is taken
-    // before anyone downstream touches the leader's buffer.
+    // One derived promise per miss, handed to the caller and to any waiters alike: it
+    // stores the answer and clears the pending entry before anyone downstream sees it.
+    // Waiters copy the leader's buffer (answerForWaiter); nothing changes it in place.
+    const pending = this.pending;
     const fetch = result.then(
       (answer) => {
-        this.pending.delete(fetchKey);
-        if (answer === null) return null;
-        cache.set(ctx, answer);
-        return Buffer.from(answer);
+        pending.delete(fetchKey);
+        if (answer !== null) cache.set(ctx, answer);
+        return answer;
       },
       (err: unknown) => {
-        this.pending.delete(fetchKey);
+        pending.delete(fetchKey);
         throw err;
       },
     );
-    // Without waiters nobody observes this copy of a failure; the leader sees it via `result`.
-    fetch.catch(ignore);
-    this.pending.set(fetchKey, { fetch, leader: ctx });
-    return result;
+    pending.set(fetchKey, { fetch, leader: ctx });
+    return fetch;
   }
 }
 

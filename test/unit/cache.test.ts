@@ -168,6 +168,25 @@ test('the store is an LRU bounded by max_entries', () => {
   assert.equal(cache.size, 0);
 });
 
+test('a full cache keeps its bound and its hot entries through heavy churn', () => {
+  const cache = new AnswerCache({ ...CFG, maxEntries: 1000 }, clock().now);
+  const hot = queryContext('hot.example.com');
+  cache.set(hot, answerFor(hot, { answers: [aRecord(hot.qname, 60)] }));
+  const started = performance.now();
+  for (let i = 0; i < 50_000; i++) {
+    const ctx = queryContext(`n${i}.example.com`);
+    cache.set(ctx, answerFor(ctx, { answers: [aRecord(ctx.qname, 60)] }));
+    if (i % 100 === 0) assert.ok(cache.get(hot), `hot entry still cached after ${i} stores`);
+    assert.ok(cache.size <= 1000);
+  }
+  assert.equal(cache.size, 1000);
+  // a cold entry from the start is long gone
+  assert.equal(cache.get(queryContext('n0.example.com')), null);
+  // Stores into a full cache cost the same as into an empty one (no walk over deleted
+  // slots): 50k stores take well under a few seconds even on a slow machine.
+  assert.ok(performance.now() - started < 10_000);
+});
+
 function upstreamFake(answer: (ctx: QueryContext) => Buffer | null): {
   next: Handler;
   calls: () => number;
