@@ -184,7 +184,7 @@ export class AnswerCache {
       for (let i = 0, at = META_SIZE; i < ttlCount; i++, at += 2) {
         const offset = entry.readUInt16LE(at);
         const ttl = readTtl(out, offset) - elapsed;
-        out.writeUInt32BE(ttl > 0 ? ttl : 0, offset);
+        out.writeUInt32BE(Math.max(ttl, 0), offset);
       }
     }
     if (withOpt) {
