@@ -2,7 +2,6 @@
 // exactly the series DESIGN.md names, by exactly the expected amounts, and nothing else;
 // label sets stay bounded whatever names and clients the traffic carries.
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import * as dnsPacket from 'dns-packet';
 import { BACKOFF_MIN_MS } from '../../src/upstream/server.js';
@@ -10,6 +9,7 @@ import { makeCerts, openssl, type TestPki } from '../helpers/certs.js';
 import { encodeQuery, udpExchange, udpQuery } from '../helpers/dns-client.js';
 import { type DotServer, startDotServer } from '../helpers/dot-server.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { httpGet } from '../helpers/http.js';
 
 // ---------------------------------------------------------------------------------------
 // A tiny Prometheus text-format reader: enough for `name{label="value",...} value` lines.
@@ -61,30 +61,7 @@ function parseMetrics(text: string): Scrape {
 
 // ---------------------------------------------------------------------------------------
 
-interface Reply {
-  status: number;
-  contentType: string;
-  body: string;
-}
-
-function get(port: number, path: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false, timeout: 2000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), body }),
-      );
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = httpGet;
 
 const rcode = (p: dnsPacket.Packet | null) => (p as { rcode?: string } | null)?.rcode;
 

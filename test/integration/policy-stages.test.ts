@@ -5,9 +5,9 @@ import dgram from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import * as dnsPacket from 'dns-packet';
-import { makeCerts, type TestPki } from '../helpers/certs.js';
 import { encodeQuery, TcpClient, udpQuery } from '../helpers/dns-client.js';
-import { type AnswerFn, type DotServer, defaultAnswer, startDotServer } from '../helpers/dot-server.js';
+import { useDotUpstream } from '../helpers/dot-fixture.js';
+import { type AnswerFn, defaultAnswer } from '../helpers/dot-server.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -21,18 +21,7 @@ const BURST_WAIT_MS = 800;
 /** Timeout for a query that must be dropped: long enough to catch a late answer. */
 const DROP_WAIT_MS = 400;
 
-let pki: TestPki;
-let dot: DotServer;
-
-before(async () => {
-  pki = await makeCerts();
-  dot = await startDotServer({ key: pki.server.keyPem, cert: pki.server.certPem });
-});
-
-after(async () => {
-  await dot?.close();
-  await pki?.cleanup();
-});
+const upstream = useDotUpstream();
 
 /** A gateway on a fresh port with `policies` (YAML list items) in front of the test DoT server. */
 async function gatewayWith(policies: string, extra = ''): Promise<TestGateway> {
@@ -45,7 +34,7 @@ upstreams:
     timeout_ms: 1000
     connections: 1
     servers:
-      - { address: 127.0.0.1, port: ${dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pki.server.pin}"] }
+      - { address: 127.0.0.1, port: ${upstream.dot.port}, tls_name: dns.test, ca_file: ${upstream.pki.ca.certPath}, pins: ["${upstream.pki.server.pin}"] }
 policies:
 ${policies}
 limits: { timeout_ms: 2000 }
@@ -60,7 +49,7 @@ function readConfig(gw: TestGateway): Promise<string> {
 /** Upstream queries seen so far for `name` (case-insensitive). */
 function upstreamSaw(name: string): number {
   const lower = name.toLowerCase();
-  return dot.names.filter((n) => n.toLowerCase() === lower).length;
+  return upstream.dot.names.filter((n) => n.toLowerCase() === lower).length;
 }
 
 /**
@@ -426,15 +415,15 @@ describe('cache', () => {
   let gw: TestGateway;
 
   before(async () => {
-    dot.behaviour.answer = withNegativeSoa;
+    upstream.dot.behaviour.answer = withNegativeSoa;
     gw = await gatewayWith(`
   - { name: cached, clients: [127.0.0.2, 127.0.0.3], upstream: default }
   - { name: uncached, clients: [127.0.0.4], upstream: default, cache: false }`);
   });
 
   after(async () => {
-    dot.behaviour.answer = defaultAnswer;
-    dot.behaviour.delayMs = 0;
+    upstream.dot.behaviour.answer = defaultAnswer;
+    upstream.dot.behaviour.delayMs = 0;
     await gw?.stop();
   });
 
@@ -460,7 +449,7 @@ describe('cache', () => {
   });
 
   test('50 concurrent identical misses make one upstream query; each client gets its own ID', async () => {
-    dot.behaviour.delayMs = 100;
+    upstream.dot.behaviour.delayMs = 100;
     const sockets: dgram.Socket[] = [];
     try {
       const answers = await new Promise<Map<number, Decoded>>((resolve, reject) => {
@@ -498,7 +487,7 @@ describe('cache', () => {
       }
       assert.equal(upstreamSaw('herd.example'), 1);
     } finally {
-      dot.behaviour.delayMs = 0;
+      upstream.dot.behaviour.delayMs = 0;
       for (const s of sockets) s.close();
     }
   });

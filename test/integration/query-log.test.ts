@@ -1,28 +1,16 @@
 // The query log through real sockets: one JSON line per query when `log.queries` or a
 // policy's `log_queries` asks for it, none otherwise, whatever the decision.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { makeCerts, type TestPki } from '../helpers/certs.js';
+import { describe, test } from 'node:test';
 import { tcpQuery, udpQuery } from '../helpers/dns-client.js';
-import { type DotServer, startDotServer } from '../helpers/dot-server.js';
+import { useDotUpstream } from '../helpers/dot-fixture.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 
 /** Timeout for a query that must be dropped. */
 const DROP_WAIT_MS = 300;
 
-let pki: TestPki;
-let dot: DotServer;
-
-before(async () => {
-  pki = await makeCerts();
-  dot = await startDotServer({ key: pki.server.keyPem, cert: pki.server.certPem });
-});
-
-after(async () => {
-  await dot?.close();
-  await pki?.cleanup();
-});
+const upstream = useDotUpstream();
 
 async function gatewayWith(policies: string, log: string): Promise<TestGateway> {
   const port = await freePort();
@@ -34,7 +22,7 @@ upstreams:
     timeout_ms: 1000
     connections: 1
     servers:
-      - { address: 127.0.0.1, port: ${dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pki.server.pin}"] }
+      - { address: 127.0.0.1, port: ${upstream.dot.port}, tls_name: dns.test, ca_file: ${upstream.pki.ca.certPath}, pins: ["${upstream.pki.server.pin}"] }
 policies:
 ${policies}
 limits: { timeout_ms: 2000 }
@@ -107,7 +95,7 @@ describe('query log', () => {
           decision: 'allowed',
           rcode: 'NOERROR',
           cached: false,
-          upstream: dot.id,
+          upstream: upstream.dot.id,
         },
         {
           client: '127.0.0.2',
@@ -127,7 +115,7 @@ describe('query log', () => {
           decision: 'allowed',
           rcode: 'NOERROR',
           cached: false,
-          upstream: dot.id,
+          upstream: upstream.dot.id,
         },
         {
           client: '127.0.0.2',
@@ -147,7 +135,7 @@ describe('query log', () => {
           decision: 'allowed',
           rcode: 'NOERROR',
           cached: false,
-          upstream: dot.id,
+          upstream: upstream.dot.id,
         },
         {
           client: '127.0.0.3',
@@ -191,9 +179,9 @@ describe('query log', () => {
 
   test('queries folded into one upstream fetch each log the upstream that answered', async () => {
     const gw = await gatewayWith(POLICIES, '{ level: info, queries: true }');
-    dot.behaviour.delayMs = 100;
+    upstream.dot.behaviour.delayMs = 100;
     try {
-      const before = dot.queries;
+      const before = upstream.dot.queries;
       const answers = await Promise.all(
         Array.from({ length: 5 }, (_, i) =>
           udpQuery(gw.port, 'folded.example', { from: '127.0.0.2', id: 600 + i }),
@@ -203,17 +191,17 @@ describe('query log', () => {
         answers.map((a) => a?.id),
         [600, 601, 602, 603, 604],
       );
-      assert.equal(dot.queries, before + 1);
+      assert.equal(upstream.dot.queries, before + 1);
       const lines = queryLines(gw);
       assert.equal(lines.length, 5);
       for (const line of lines) {
         assert.equal(line.qname, 'folded.example');
         assert.equal(line.rcode, 'NOERROR');
         assert.equal(line.cached, false);
-        assert.equal(line.upstream, dot.id);
+        assert.equal(line.upstream, upstream.dot.id);
       }
     } finally {
-      dot.behaviour.delayMs = 0;
+      upstream.dot.behaviour.delayMs = 0;
       await gw.stop();
     }
   });

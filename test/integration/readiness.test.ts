@@ -2,40 +2,19 @@
 // server can be reached (503 in an outage, 200 again within the probe backoff), liveness
 // stays 200 throughout.
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { Counters } from '../../src/metrics/counters.js';
 import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, UpstreamServer } from '../../src/upstream/server.js';
-import { makeCerts, type TestPki } from '../helpers/certs.js';
 import { udpQuery } from '../helpers/dns-client.js';
-import { type DotServer, startDotServer } from '../helpers/dot-server.js';
+import { useDotUpstream } from '../helpers/dot-fixture.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { httpGet } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 
-interface Reply {
-  status: number;
-  body: string;
-}
-
-function get(port: number, path: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false, timeout: 2000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = httpGet;
 
 /**
  * A TCP relay on a fixed loopback port in front of the DoT server: closing it is an
@@ -97,18 +76,7 @@ async function waitUntil<T>(
   assert.fail(`${what}: not within ${withinMs} ms (last: ${JSON.stringify(last)})`);
 }
 
-let pki: TestPki;
-let dot: DotServer;
-
-before(async () => {
-  pki = await makeCerts();
-  dot = await startDotServer({ key: pki.server.keyPem, cert: pki.server.certPem });
-});
-
-after(async () => {
-  await dot?.close();
-  await pki?.cleanup();
-});
+const upstream = useDotUpstream();
 
 function config(upstreamPort: number): string {
   return `
@@ -119,7 +87,7 @@ upstreams:
     timeout_ms: 300
     connections: 1
     servers:
-      - { address: 127.0.0.1, port: ${upstreamPort}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pki.server.pin}"] }
+      - { address: 127.0.0.1, port: ${upstreamPort}, tls_name: dns.test, ca_file: ${upstream.pki.ca.certPath}, pins: ["${upstream.pki.server.pin}"] }
 policies:
   - { name: lo, clients: [127.0.0.1], upstream: default }
 limits: { timeout_ms: 600 }
@@ -139,7 +107,7 @@ describe('/readyz follows upstream reachability', () => {
 
   before(async () => {
     relayPort = await freePort();
-    relay = await startRelay(relayPort, dot.port);
+    relay = await startRelay(relayPort, upstream.dot.port);
     gw = await startGateway(config(relayPort));
     const address = gw.gateway.adminAddress();
     assert.ok(address, 'admin server bound');
@@ -167,7 +135,7 @@ describe('/readyz follows upstream reachability', () => {
     const down = await waitUntil('503 after the outage', readyz, (r) => r.status === 503, 3000);
     assert.match(down.value.body, /no verified upstream server in set\(s\): default/);
 
-    relay = await startRelay(relayPort, dot.port);
+    relay = await startRelay(relayPort, upstream.dot.port);
     const back = await waitUntil('200 after the return', readyz, (r) => r.status === 200, RECOVERY_BOUND_MS);
     assert.deepEqual(JSON.parse(back.value.body), { ready: true });
 
@@ -183,7 +151,7 @@ describe('/readyz after a reload to an unreachable server', () => {
   let relay: Relay | null = null;
 
   before(async () => {
-    gw = await startGateway(config(dot.port));
+    gw = await startGateway(config(upstream.dot.port));
     const address = gw.gateway.adminAddress();
     assert.ok(address, 'admin server bound');
     admin = address.port;
@@ -214,7 +182,7 @@ describe('/readyz after a reload to an unreachable server', () => {
     );
     assert.equal((await get(admin, '/healthz')).status, 200);
 
-    relay = await startRelay(closedPort, dot.port);
+    relay = await startRelay(closedPort, upstream.dot.port);
     await waitUntil(
       '200 once the server listens',
       () => get(admin, '/readyz'),
@@ -249,9 +217,9 @@ describe('probe backoff of a down server', () => {
         address: '127.0.0.1',
         port,
         tlsName: 'dns.test',
-        pins: [pki.server.pin],
-        ca: pki.ca.certPem,
-        caFile: pki.ca.certPath,
+        pins: [upstream.pki.server.pin],
+        ca: upstream.pki.ca.certPem,
+        caFile: upstream.pki.ca.certPath,
         verifyCa: true,
         id: `127.0.0.1:${port}`,
       },
