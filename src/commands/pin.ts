@@ -1,7 +1,7 @@
 // Owns `dns-tool pin`: shows the certificate chain a DNS-over-TLS server presents, with
 // the base64 SHA-256 SPKI pin of each certificate, whether the chain validates for the
 // TLS name, and a `pins:` snippet ready to paste into an upstream server entry.
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv6 } from 'node:net';
 import {
@@ -11,6 +11,7 @@ import {
   type DetailedPeerCertificate,
   type PeerCertificate,
 } from 'node:tls';
+import { spkiPin } from '../upstream/tls-connect.js';
 
 export const PIN_USAGE = `usage: dns-tool pin HOST[:PORT] [--name TLS_NAME] [--timeout MS] [--ca-file FILE]
 
@@ -220,14 +221,6 @@ function parseTimeout(text: string): number {
     throw new UsageError(`--timeout must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`);
   }
   return ms;
-}
-
-/** base64 SHA-256 of the certificate's DER SubjectPublicKeyInfo: the form `pins:` takes. */
-export function spkiPin(certificate: X509Certificate | Buffer): string {
-  const x509 = certificate instanceof X509Certificate ? certificate : new X509Certificate(certificate);
-  return createHash('sha256')
-    .update(x509.publicKey.export({ type: 'spki', format: 'der' }))
-    .digest('base64');
 }
 
 /**

@@ -171,10 +171,6 @@ export function rcodeOf(msg: Buffer): number {
   return msg.length >= 4 ? msg[3] & 0x0f : -1;
 }
 
-export function isTruncated(msg: Buffer): boolean {
-  return msg.length >= 3 && (msg[2] & 0x02) !== 0;
-}
-
 /**
  * True when `answer`'s question equals the query's question bytes (name compared
  * case-insensitively, type and class exactly). Used to reject confused or spoofed

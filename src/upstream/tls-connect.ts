@@ -5,11 +5,12 @@ import { isIP } from 'node:net';
 import tls, { type ConnectionOptions, type DetailedPeerCertificate, type TLSSocket } from 'node:tls';
 import type { UpstreamServerConfig } from '../config/types.js';
 
-/** base64 SHA-256 of the DER SubjectPublicKeyInfo of a DER certificate. */
-export function spkiPin(certDer: Buffer): string {
+/** base64 SHA-256 of the DER SubjectPublicKeyInfo of a certificate: the form `pins:` takes. */
+export function spkiPin(certificate: X509Certificate | Buffer): string {
   // Not cert.pubkey: for EC keys Node gives the bare curve point there, not the SPKI that
   // `openssl x509 -pubkey | openssl pkey -pubin -outform der` (the operator's pin) hashes.
-  const spki = new X509Certificate(certDer).publicKey.export({ type: 'spki', format: 'der' });
+  const x509 = certificate instanceof X509Certificate ? certificate : new X509Certificate(certificate);
+  const spki = x509.publicKey.export({ type: 'spki', format: 'der' });
   return createHash('sha256').update(spki).digest('base64');
 }
 

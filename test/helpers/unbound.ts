@@ -2,13 +2,13 @@
 // certificate made by the openssl CLI, a small static `test.` zone, DoT and plain ports.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { requireBinary } from './binaries.js';
+import { pinOf } from './certs.js';
 import { freePort, runProcess } from './proc.js';
 
 export const UPSTREAM_TLS_NAME = 'upstream.test';
@@ -49,12 +49,6 @@ export interface UnboundUpstream {
   readonly logPath: string;
   /** Stops unbound (SIGTERM, SIGKILL after 5 s) and removes `dir`. Safe to call twice. */
   stop(): Promise<void>;
-}
-
-/** base64 SHA-256 of the DER SubjectPublicKeyInfo: the pin format of the config. */
-export function spkiPin(pem: string): string {
-  const der = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('base64');
 }
 
 /** A self-signed ECDSA P-256 certificate for `name` (DNS SAN) and 127.0.0.1 (IP SAN), via the openssl CLI. */
@@ -248,7 +242,7 @@ export async function startUnbound(opts: UnboundOptions = {}): Promise<UnboundUp
       dotPort,
       plainPort,
       certPath,
-      pin: spkiPin(pem),
+      pin: await pinOf(pem),
       tlsName: UPSTREAM_TLS_NAME,
       dir,
       process: started,
