@@ -124,13 +124,3 @@ export function minTtl(msg: Buffer, offsets: Uint16Array, count: number): number
   }
   return min;
 }
-
-/** Count every listed TTL down by `elapsedSeconds` in place, stopping at 0. */
-export function ageTtls(msg: Buffer, offsets: Uint16Array, elapsedSeconds: number): void {
-  if (elapsedSeconds <= 0) return;
-  for (let i = 0; i < offsets.length; i++) {
-    const at = offsets[i];
-    const ttl = readTtl(msg, at) - elapsedSeconds;
-    msg.writeUInt32BE(Math.max(ttl, 0), at);
-  }
-}

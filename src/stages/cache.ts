@@ -113,11 +113,6 @@ export class AnswerCache {
     return this.entries.size;
   }
 
-  /** Bytes of slot memory the entries live in (for tests and memory figures). */
-  get storeBytes(): number {
-    return this.store.bytes;
-  }
-
   clear(): void {
     this.entries.clear();
     this.ringKeys.length = 0;

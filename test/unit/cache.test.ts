@@ -12,11 +12,11 @@ import {
   aRecord,
   contextFor,
   decodeMessage,
-  encodeQuery,
   queryContext,
   soaRecord,
   ttlsOf,
 } from '../helpers/ctx.js';
+import { encodeQuery } from '../helpers/dns-client.js';
 
 const CFG: CacheConfig = Object.freeze({ maxEntries: 100, minTtl: 0, maxTtl: 86400, negativeTtl: 300 });
 
@@ -42,6 +42,16 @@ test('TTLs count down with the clock and the entry expires at the smallest answe
   c.advance(1);
   assert.equal(cache.get(ctx), null, 'expired after 120 s');
   assert.equal(cache.size, 0, 'expired entry dropped');
+});
+
+test('every section counts down, and a TTL below the elapsed time is served as 0', () => {
+  const c = clock();
+  const cache = new AnswerCache(CFG, c.now);
+  const ctx = queryContext('www.example.com');
+  const glue = aRecord('ns.example.com', 10, '192.0.2.53');
+  cache.set(ctx, answerFor(ctx, { answers: [aRecord('www.example.com', 300)], additionals: [glue] }));
+  c.advance(45_000);
+  assert.deepEqual(ttlsOf(cache.get(ctx)!), [255, 0], 'the answer lives on; the glue TTL stops at 0');
 });
 
 test("a hit carries the client's ID, RD bit and question case", () => {
