@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isCi, requireBinary, skipUnlessBinaries } from '../helpers/binaries.js';
-import { freePort, type GatewayProcess, kdig, startGateway } from '../helpers/proc.js';
-import { startUnbound, type UnboundUpstream, ZONE } from '../helpers/unbound.js';
+import { freePort } from '../helpers/ports.js';
+import { type GatewayProcess, kdig, startGateway } from '../helpers/proc.js';
+import { startUnbound, type UnboundUpstream, unboundServerEntry, ZONE } from '../helpers/unbound.js';
 
 const runningAsRoot = process.getuid?.() === 0;
 
@@ -107,7 +108,7 @@ describe('upstream traffic is encrypted', {
 listeners: [{ name: t, address: 127.0.0.1, port: ${port} }]
 upstreams:
   default:
-    servers: [{ address: 127.0.0.1, port: ${upstream.dotPort}, tls_name: ${upstream.tlsName}, pins: ["${upstream.pin}"], ca_file: "${upstream.certPath}" }]
+    servers: [${unboundServerEntry(upstream)}]
 policies:
   - { name: local, clients: [127.0.0.0/8], upstream: default }
 limits: { timeout_ms: 2000 }

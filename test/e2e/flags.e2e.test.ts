@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { requireBinary, skipUnlessBinaries } from '../helpers/binaries.js';
-import { freePort, type GatewayProcess, kdig, startGateway } from '../helpers/proc.js';
+import { freePort } from '../helpers/ports.js';
+import { type GatewayProcess, kdig, startGateway } from '../helpers/proc.js';
 import { startUnbound, type UnboundUpstream, ZONE } from '../helpers/unbound.js';
 
 function flags(dash: '-' | '--', port: number, up: UnboundUpstream, pin: string): string[] {

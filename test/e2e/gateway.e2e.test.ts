@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { requireBinary, skipUnlessBinaries } from '../helpers/binaries.js';
-import { freePort, type GatewayProcess, type KdigAnswer, kdig, startGateway } from '../helpers/proc.js';
-import { startUnbound, type UnboundUpstream, ZONE } from '../helpers/unbound.js';
+import { rcodeName } from '../helpers/dns-client.js';
+import { freePort } from '../helpers/ports.js';
+import { type GatewayProcess, type KdigAnswer, kdig, startGateway } from '../helpers/proc.js';
+import { startUnbound, type UnboundUpstream, unboundServerEntry, ZONE } from '../helpers/unbound.js';
 
 const TIMEOUT_MS = 2000;
 /** Slack for process scheduling on a loaded CI machine when timing the SERVFAIL. */
@@ -23,7 +25,7 @@ function gatewayConfig(port: number, up: UnboundUpstream, pin: string): string {
 listeners: [{ name: t, address: 127.0.0.1, port: ${port} }]
 upstreams:
   default:
-    servers: [{ address: 127.0.0.1, port: ${up.dotPort}, tls_name: ${up.tlsName}, pins: ["${pin}"], ca_file: "${up.certPath}" }]
+    servers: [${unboundServerEntry(up, pin)}]
 policies:
   - { name: two, clients: [127.0.0.2], upstream: default }
   - { name: three, clients: [127.0.0.3], domains: { deny: [${ZONE.blocked.name}] }, deny_with: nxdomain, upstream: default }
@@ -32,15 +34,12 @@ log: { level: info }
 `;
 }
 
-/** The answer section without TTLs (a cache may count them down), in a stable order. */
-// dns-packet decodes `rcode` and per-record `data`, but its typings omit them on the union types.
-function rcodeOf(packet: dnsPacket.Packet): string | undefined {
-  return (packet as { rcode?: string }).rcode;
-}
+// dns-packet decodes per-record `data`, but its typings omit it on the union types.
 function dataOf(packet: dnsPacket.Packet): unknown[] {
   return (packet.answers ?? []).map((r) => (r as { data?: unknown }).data);
 }
 
+/** The answer section without TTLs (a cache may count them down), in a stable order. */
 function records(answer: KdigAnswer): string[] {
   return answer.answers.map((r) => `${r.name} ${r.type} ${r.data}`).sort();
 }
@@ -186,7 +185,7 @@ describe('gateway from a config file', {
       const answer = answers.get(1000 + i);
       assert.ok(answer, `no answer for ID ${1000 + i}`);
       assert.equal(answer.questions?.[0]?.name.toLowerCase(), names[i]);
-      assert.equal(rcodeOf(answer), 'NOERROR');
+      assert.equal(rcodeName(answer), 'NOERROR');
       const expected = names[i] === ZONE.a.name ? ZONE.a.A : ZONE.wild.A;
       assert.deepEqual(dataOf(answer), [expected]);
     }
@@ -226,7 +225,7 @@ describe('gateway from a config file', {
         },
       );
       assert.equal(answer.id, 777);
-      assert.equal(rcodeOf(answer), 'SERVFAIL');
+      assert.equal(rcodeName(answer), 'SERVFAIL');
       assert.ok(
         elapsedMs <= TIMEOUT_MS + TIMING_SLACK_MS,
         `SERVFAIL after ${elapsedMs.toFixed(0)} ms, limit ${TIMEOUT_MS} ms`,

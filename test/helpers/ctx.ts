@@ -1,8 +1,11 @@
 // Builders for unit tests: real wire queries and answers (encoded with dns-packet) and the
 // QueryContext the listeners would make from them (filled by the production wire peek).
+import assert from 'node:assert/strict';
 import dnsPacket, { type Answer, type DecodedPacket, type RecordType } from 'dns-packet';
 import { PEEK_OK, peekQuery } from '../../src/dns/wire.js';
 import type { QueryContext, Transport } from '../../src/pipeline/context.js';
+import type { Handler, Stage } from '../../src/pipeline/stage.js';
+import { encodeQuery } from './dns-client.js';
 
 export interface QueryOptions {
   id?: number;
@@ -10,31 +13,6 @@ export interface QueryOptions {
   /** Add an OPT record advertising this UDP size (0 = no EDNS). */
   udpSize?: number;
   dnssecOk?: boolean;
-}
-
-export function encodeQuery(name: string, opts: QueryOptions = {}): Buffer {
-  const udpSize = opts.udpSize ?? (opts.dnssecOk ? 1232 : 0);
-  return dnsPacket.encode({
-    type: 'query',
-    id: opts.id ?? 4660,
-    flags: dnsPacket.RECURSION_DESIRED,
-    questions: [{ type: opts.type ?? 'A', name, class: 'IN' }],
-    additionals:
-      udpSize > 0
-        ? [
-            {
-              type: 'OPT',
-              name: '.',
-              udpPayloadSize: udpSize,
-              extendedRcode: 0,
-              ednsVersion: 0,
-              flags: opts.dnssecOk ? dnsPacket.DNSSEC_OK : 0,
-              flag_do: opts.dnssecOk ?? false,
-              options: [],
-            },
-          ]
-        : [],
-  });
 }
 
 export interface ContextOptions {
@@ -69,7 +47,14 @@ export function contextFor(query: Buffer, opts: ContextOptions = {}): QueryConte
 }
 
 export function queryContext(name: string, opts: QueryOptions & ContextOptions = {}): QueryContext {
-  return contextFor(encodeQuery(name, opts), opts);
+  const udpSize = opts.udpSize ?? (opts.dnssecOk ? 1232 : 0);
+  const query = encodeQuery(name, {
+    id: opts.id ?? 4660,
+    type: opts.type,
+    edns: udpSize > 0 ? udpSize : false,
+    dnssecOk: opts.dnssecOk,
+  });
+  return contextFor(query, opts);
 }
 
 export interface AnswerOptions {
@@ -146,4 +131,31 @@ export function ttlsOf(msg: Buffer): number[] {
 /** dns-packet's decode, typed with the `rcode` name it sets at run time. */
 export function decodeMessage(msg: Buffer): DecodedPacket & { rcode: string } {
   return dnsPacket.decode(msg) as DecodedPacket & { rcode: string };
+}
+
+/** What `next` returns in filter-stage tests: the query passed the stage. */
+export const PASSED = Buffer.from('passed');
+export const passNext: Handler = () => PASSED;
+
+/**
+ * Run a filter stage on `ctx` with a `next` that marks a pass: 'pass' (decision allowed),
+ * 'drop', or the RCODE name of the stage's own answer (decision filtered; its ID is the
+ * query's, and `checkAnswer` may assert more of it).
+ */
+export function filterOutcome(
+  stage: Stage,
+  ctx: QueryContext,
+  checkAnswer?: (answer: ReturnType<typeof decodeMessage>) => void,
+): string {
+  const result = stage.handle(ctx, passNext);
+  if (result === PASSED) {
+    assert.equal(ctx.decision, 'allowed');
+    return 'pass';
+  }
+  assert.equal(ctx.decision, 'filtered');
+  if (result === null) return 'drop';
+  const d = decodeMessage(result as Buffer);
+  assert.equal(d.id, ctx.id);
+  checkAnswer?.(d);
+  return d.rcode;
 }

@@ -16,6 +16,11 @@ export interface QueryOptions {
 
 let nextId = 1;
 
+/** The RCODE name dns-packet decoded (e.g. 'NOERROR'), or undefined for no answer. */
+export function rcodeName(p: dnsPacket.Packet | null): string | undefined {
+  return (p as { rcode?: string } | null)?.rcode;
+}
+
 export function encodeQuery(name: string, opts: QueryOptions = {}): Buffer {
   const additionals: dnsPacket.Answer[] = [];
   if (opts.edns) {

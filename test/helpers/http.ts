@@ -1,4 +1,4 @@
-// A bounded plain HTTP GET for tests of the admin server (no keep-alive, 2 s timeout).
+// A bounded plain HTTP GET for tests of the admin server (no keep-alive, 2 s timeout unless told).
 import { request as httpRequest } from 'node:http';
 
 export interface HttpReply {
@@ -7,9 +7,14 @@ export interface HttpReply {
   body: string;
 }
 
-export function httpGet(port: number, path: string, host = '127.0.0.1'): Promise<HttpReply> {
+export function httpGet(
+  port: number,
+  path: string,
+  host = '127.0.0.1',
+  timeoutMs = 2000,
+): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host, port, path, agent: false, timeout: 2000 }, (res) => {
+    const req = httpRequest({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {

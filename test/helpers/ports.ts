@@ -1,39 +1,43 @@
-// Free loopback ports for tests that need the same number on UDP and TCP.
-import dgram from 'node:dgram';
-import net from 'node:net';
+// Free loopback ports for tests that need the same number on UDP and TCP (DNS listeners
+// bind both).
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 
-function tryTcp(port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(port, host, () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
+function bindTcp(port: number, host: string): Promise<{ port: number; close: () => Promise<void> } | null> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(null));
+    server.listen({ host, port, exclusive: true }, () => {
+      const address = server.address();
+      const bound = typeof address === 'object' && address !== null ? address.port : 0;
+      resolve({ port: bound, close: () => new Promise((done) => server.close(() => done())) });
     });
   });
 }
 
-function tryUdp(port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', (err) => {
-      s.close();
-      reject(err);
+function udpFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    socket.once('error', () => {
+      socket.close();
+      resolve(false);
     });
-    s.bind(port, host, () => s.close(() => resolve()));
+    socket.bind({ address: host, port, exclusive: true }, () => socket.close(() => resolve(true)));
   });
 }
 
-/** A port free for both TCP and UDP on `host` (tries at most 50 candidates). */
+/**
+ * A port on `host` free for both TCP and UDP right now. The kernel picks it on TCP, which
+ * stays bound while UDP is tried; the usual close-then-reuse race is accepted because the
+ * ephemeral range is large. At most 50 candidates.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await tryTcp(0, host);
-    try {
-      await tryUdp(port, host);
-      return port;
-    } catch {
-      // taken on UDP; try another
-    }
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const tcp = await bindTcp(0, host);
+    if (tcp === null) continue;
+    const ok = await udpFree(tcp.port, host);
+    await tcp.close();
+    if (ok) return tcp.port;
   }
-  throw new Error('no free port found');
+  throw new Error(`no port on ${host} free for both TCP and UDP after 50 attempts`);
 }

@@ -1,9 +1,7 @@
-// Child processes for end-to-end tests: free loopback ports, bounded one-shot commands (kdig,
+// Child processes for end-to-end tests: bounded one-shot commands (kdig,
 // openssl, the `check` command), and the built gateway CLI run in the foreground with its logs.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI (`npm run build`); the e2e tests run what users run, not the sources. */
@@ -17,44 +15,6 @@ const MAX_LOG_LINES = 5000;
 export function requireBuiltCli(): string {
   if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} is missing: run \`npm run build\` first`);
   return CLI_PATH;
-}
-
-function bindTcp(port: number): Promise<{ port: number; close: () => Promise<void> } | null> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(null));
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
-      const address = server.address();
-      const bound = typeof address === 'object' && address !== null ? address.port : 0;
-      resolve({ port: bound, close: () => new Promise((done) => server.close(() => done())) });
-    });
-  });
-}
-
-function udpFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createSocket('udp4');
-    socket.once('error', () => {
-      socket.close();
-      resolve(false);
-    });
-    socket.bind({ address: '127.0.0.1', port, exclusive: true }, () => socket.close(() => resolve(true)));
-  });
-}
-
-/**
- * A loopback port free for both TCP and UDP right now (DNS listeners need both). The kernel picks
- * it; the usual close-then-reuse race is accepted because the ephemeral range is large.
- */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const tcp = await bindTcp(0);
-    if (tcp === null) continue;
-    const ok = await udpFree(tcp.port);
-    await tcp.close();
-    if (ok) return tcp.port;
-  }
-  throw new Error('no loopback port free for both TCP and UDP after 50 attempts');
 }
 
 export interface RunResult {

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { requireBinary } from './binaries.js';
 import { pinOf } from './certs.js';
-import { freePort, runProcess } from './proc.js';
+import { freePort } from './ports.js';
+import { runProcess } from './proc.js';
 
 export const UPSTREAM_TLS_NAME = 'upstream.test';
 
@@ -49,6 +50,11 @@ export interface UnboundUpstream {
   readonly logPath: string;
   /** Stops unbound (SIGTERM, SIGKILL after 5 s) and removes `dir`. Safe to call twice. */
   stop(): Promise<void>;
+}
+
+/** One `servers:` entry of a gateway config (YAML flow mapping) for `up`'s DoT port, pinned to `pin`. */
+export function unboundServerEntry(up: UnboundUpstream, pin = up.pin): string {
+  return `{ address: 127.0.0.1, port: ${up.dotPort}, tls_name: ${up.tlsName}, pins: ["${pin}"], ca_file: "${up.certPath}" }`;
 }
 
 /** A self-signed ECDSA P-256 certificate for `name` (DNS SAN) and 127.0.0.1 (IP SAN), via the openssl CLI. */

@@ -4,16 +4,13 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as dnsPacket from 'dns-packet';
-import { makeCerts, type TestPki } from '../helpers/certs.js';
-import { encodeQuery, TcpClient, tcpQuery, udpExchange, udpQuery } from '../helpers/dns-client.js';
-import { type DotServer, defaultAnswer, startDotServer } from '../helpers/dot-server.js';
+import { encodeQuery, rcodeName, TcpClient, tcpQuery, udpExchange, udpQuery } from '../helpers/dns-client.js';
+import { useDotUpstream } from '../helpers/dot-fixture.js';
+import { defaultAnswer } from '../helpers/dot-server.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 
-const rcode = (p: dnsPacket.Packet | null) => (p as { rcode?: string } | null)?.rcode;
-
-let pki: TestPki;
-let dot: DotServer;
+const upstream = useDotUpstream();
 let gw: TestGateway;
 let listenPort: number;
 
@@ -26,11 +23,11 @@ upstreams:
     timeout_ms: 500
     connections: 1
     servers:
-      - { address: 127.0.0.1, port: ${dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pki.server.pin}"] }
+      - ${upstream.serverEntry()}
   badpin:
     timeout_ms: 300
     servers:
-      - { address: 127.0.0.1, port: ${dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pki.other.pin}"] }
+      - ${upstream.serverEntry({ pin: upstream.pki.other.pin })}
 policies:
   - { name: lo, clients: [127.0.0.1], upstream: default }
   - { name: two, clients: [127.0.0.2], upstream: default, query_types: { deny: [TXT] }, deny_with: nxdomain }
@@ -43,16 +40,13 @@ ${extra}`;
 }
 
 before(async () => {
-  pki = await makeCerts();
-  dot = await startDotServer({ key: pki.server.keyPem, cert: pki.server.certPem });
+  await upstream.ready();
   listenPort = await freePort();
   gw = await startGateway(config());
 });
 
 after(async () => {
   await gw?.stop();
-  await dot?.close();
-  await pki?.cleanup();
 });
 
 describe('answers over UDP and TCP', () => {
@@ -60,7 +54,7 @@ describe('answers over UDP and TCP', () => {
     const res = await udpQuery(gw.port, 'a.example', { id: 1234 });
     assert.ok(res);
     assert.equal(res.id, 1234);
-    assert.equal(rcode(res), 'NOERROR');
+    assert.equal(rcodeName(res), 'NOERROR');
     assert.deepEqual(
       res.answers?.map((a) => (a as { data?: unknown }).data),
       ['192.0.2.1'],
@@ -83,15 +77,15 @@ describe('answers over UDP and TCP', () => {
 describe('per-network policy', () => {
   test('127.0.0.2 has TXT filtered with NXDOMAIN, A allowed', async () => {
     const txt = await udpQuery(gw.port, 'x.example', { from: '127.0.0.2', type: 'TXT' });
-    assert.equal(rcode(txt), 'NXDOMAIN');
+    assert.equal(rcodeName(txt), 'NXDOMAIN');
     const a = await udpQuery(gw.port, 'x.example', { from: '127.0.0.2', type: 'A' });
-    assert.equal(rcode(a), 'NOERROR');
+    assert.equal(rcodeName(a), 'NOERROR');
     assert.equal(a?.answers?.length, 1);
   });
 
   test('127.0.0.3 is denied with REFUSED over UDP and TCP', async () => {
-    assert.equal(rcode(await udpQuery(gw.port, 'a.example', { from: '127.0.0.3' })), 'REFUSED');
-    assert.equal(rcode(await tcpQuery(gw.port, 'a.example', { from: '127.0.0.3' })), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'a.example', { from: '127.0.0.3' })), 'REFUSED');
+    assert.equal(rcodeName(await tcpQuery(gw.port, 'a.example', { from: '127.0.0.3' })), 'REFUSED');
   });
 
   test('deny_with drop sends nothing', async () => {
@@ -101,7 +95,7 @@ describe('per-network policy', () => {
 
   test('an unmatched client is REFUSED and counted', async () => {
     const before = gw.gateway.counters.forPolicy('').unmatched;
-    assert.equal(rcode(await udpQuery(gw.port, 'a.example', { from: '127.0.0.4' })), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'a.example', { from: '127.0.0.4' })), 'REFUSED');
     assert.equal(gw.gateway.counters.forPolicy('').unmatched, before + 1);
   });
 
@@ -109,9 +103,9 @@ describe('per-network policy', () => {
     const started = Date.now();
     const res = await udpQuery(gw.port, 'a.example', { from: '127.0.0.5', timeoutMs: 3000 });
     const took = Date.now() - started;
-    assert.equal(rcode(res), 'SERVFAIL');
+    assert.equal(rcodeName(res), 'SERVFAIL');
     assert.ok(took <= 800 + 200, `took ${took} ms`);
-    assert.ok((gw.gateway.counters.pinFailures.get(`127.0.0.1:${dot.port}`) ?? 0) >= 1);
+    assert.ok((gw.gateway.counters.pinFailures.get(`127.0.0.1:${upstream.dot.port}`) ?? 0) >= 1);
   });
 });
 
@@ -123,7 +117,7 @@ describe('bad input', () => {
     assert.equal(await udpExchange(gw.port, response, { timeoutMs: 200 }), null);
     assert.equal(await udpExchange(gw.port, Buffer.from([1, 2, 3]), { timeoutMs: 200 }), null);
     assert.equal(gw.gateway.counters.malformed, before + 2);
-    assert.equal(rcode(await udpQuery(gw.port, 'still.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'still.example')), 'NOERROR');
   });
 
   test('QDCOUNT 2 → FORMERR, opcode NOTIFY → NOTIMP', async () => {
@@ -224,7 +218,7 @@ describe('TCP per RFC 7766', () => {
 
 describe('UDP size', () => {
   test('an answer larger than 512 without EDNS is truncated; TCP gets it whole', async () => {
-    dot.behaviour.answer = (query) => {
+    upstream.dot.behaviour.answer = (query) => {
       const q = query.questions?.[0];
       if (q?.name !== 'big.example') return defaultAnswer(query);
       return {
@@ -250,7 +244,7 @@ describe('UDP size', () => {
       const tcp = await tcpQuery(gw.port, 'big.example', { id: 13 });
       assert.equal(tcp?.answers?.length, 40);
     } finally {
-      dot.behaviour.answer = defaultAnswer;
+      upstream.dot.behaviour.answer = defaultAnswer;
     }
   });
 });
@@ -272,7 +266,7 @@ describe('lifecycle', () => {
 
   test('stop() lets in-flight queries finish', async () => {
     const g = await startGateway(config('', await freePort()));
-    dot.behaviour.delayMs = 150;
+    upstream.dot.behaviour.delayMs = 150;
     try {
       const pending = udpQuery(g.port, 'slow.example', { timeoutMs: 2000 });
       await new Promise((r) => setTimeout(r, 30));
@@ -281,15 +275,15 @@ describe('lifecycle', () => {
       await stopping;
       // UDP sockets close at once; the TCP path is what drains. Either way no crash, and
       // a TCP query in flight is answered:
-      assert.ok(res === null || rcode(res) === 'NOERROR');
+      assert.ok(res === null || rcodeName(res) === 'NOERROR');
     } finally {
-      dot.behaviour.delayMs = 0;
+      upstream.dot.behaviour.delayMs = 0;
     }
   });
 
   test('stop() drains TCP in-flight queries before closing', async () => {
     const g = await startGateway(config('', await freePort()));
-    dot.behaviour.delayMs = 150;
+    upstream.dot.behaviour.delayMs = 150;
     try {
       const c = await TcpClient.connect(g.port);
       c.send(encodeQuery('drain.example', { id: 99 }));
@@ -300,7 +294,7 @@ describe('lifecycle', () => {
       assert.ok(a, 'answer before close');
       assert.equal(dnsPacket.decode(a).id, 99);
     } finally {
-      dot.behaviour.delayMs = 0;
+      upstream.dot.behaviour.delayMs = 0;
     }
   });
 });

@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import * as dnsPacket from 'dns-packet';
 import { BACKOFF_MIN_MS } from '../../src/upstream/server.js';
 import { makeCerts, openssl, type TestPki } from '../helpers/certs.js';
-import { encodeQuery, udpExchange, udpQuery } from '../helpers/dns-client.js';
+import { encodeQuery, rcodeName, udpExchange, udpQuery } from '../helpers/dns-client.js';
+import { serverEntry } from '../helpers/dot-fixture.js';
 import { type DotServer, startDotServer } from '../helpers/dot-server.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { httpGet } from '../helpers/http.js';
@@ -63,8 +64,6 @@ function parseMetrics(text: string): Scrape {
 
 const get = httpGet;
 
-const rcode = (p: dnsPacket.Packet | null) => (p as { rcode?: string } | null)?.rcode;
-
 let pki: TestPki;
 /** Answers everything: the `default` set. */
 let good: DotServer;
@@ -78,8 +77,7 @@ let gw: TestGateway;
 let admin: number;
 
 function config(extra = ''): string {
-  const server = (dot: DotServer, pin: string) =>
-    `{ address: 127.0.0.1, port: ${dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pin}"] }`;
+  const server = (dot: DotServer, pin: string) => serverEntry(pki, dot.port, pin);
   return `
 version: 1
 listeners: [{ name: t, address: 127.0.0.1, port: 0, protocols: [udp] }]
@@ -209,7 +207,7 @@ describe('/metrics counts known traffic exactly', () => {
       'measured between two probes (else a probe may have added a pin failure)',
     );
 
-    assert.equal(rcode(answer), 'SERVFAIL');
+    assert.equal(rcodeName(answer), 'SERVFAIL');
     assert.equal(
       after.get(pinFailures(unpinned))?.value,
       (before.get(pinFailures(unpinned))?.value ?? 0) + 1,
@@ -224,8 +222,8 @@ describe('/metrics counts known traffic exactly', () => {
 
   test('allowed queries: upstream ok, then a cache hit', async () => {
     const before = await scrape();
-    assert.equal(rcode(await udpQuery(gw.port, 'allowed.example')), 'NOERROR');
-    assert.equal(rcode(await udpQuery(gw.port, 'allowed.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'allowed.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'allowed.example')), 'NOERROR');
     const after = await scrape();
     assertDeltas(before, after, {
       [q('lo', 'allowed')]: 2,
@@ -243,9 +241,9 @@ describe('/metrics counts known traffic exactly', () => {
 
   test('denied, filtered and unmatched clients are answered locally', async () => {
     const before = await scrape();
-    assert.equal(rcode(await udpQuery(gw.port, 'a.example', { from: '127.0.0.3' })), 'REFUSED');
-    assert.equal(rcode(await udpQuery(gw.port, 'x.ads.example', { from: '127.0.0.5' })), 'NXDOMAIN');
-    assert.equal(rcode(await udpQuery(gw.port, 'a.example', { from: UNMATCHED_CLIENT })), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'a.example', { from: '127.0.0.3' })), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'x.ads.example', { from: '127.0.0.5' })), 'NXDOMAIN');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'a.example', { from: UNMATCHED_CLIENT })), 'REFUSED');
     const after = await scrape();
     assertDeltas(before, after, {
       [q('blocked', 'denied')]: 1,
@@ -260,7 +258,7 @@ describe('/metrics counts known traffic exactly', () => {
     const before = await scrape();
     const answers = [];
     for (const name of ['r1.example', 'r2.example', 'r3.example']) {
-      answers.push(rcode(await udpQuery(gw.port, name, { from: '127.0.0.4' })));
+      answers.push(rcodeName(await udpQuery(gw.port, name, { from: '127.0.0.4' })));
     }
     const after = await scrape();
     assert.deepEqual(answers, ['NOERROR', 'NOERROR', 'REFUSED']);
@@ -278,7 +276,7 @@ describe('/metrics counts known traffic exactly', () => {
     const before = await scrape();
     const answer = await udpQuery(gw.port, 'slow.example', { from: '127.0.0.6', timeoutMs: 3000 });
     const after = await scrape();
-    assert.equal(rcode(answer), 'SERVFAIL');
+    assert.equal(rcodeName(answer), 'SERVFAIL');
     assertDeltas(before, after, {
       [q('timing-out', 'allowed')]: 1,
       [responses('SERVFAIL')]: 1,
@@ -290,7 +288,7 @@ describe('/metrics counts known traffic exactly', () => {
     const before = await scrape();
     const answer = await udpQuery(gw.port, 'ca.example', { from: '127.0.0.7' });
     const after = await scrape();
-    assert.equal(rcode(answer), 'SERVFAIL');
+    assert.equal(rcodeName(answer), 'SERVFAIL');
     assertDeltas(before, after, {
       [q('wrong-ca', 'allowed')]: 1,
       [responses('SERVFAIL')]: 1,
@@ -328,7 +326,7 @@ describe('/metrics counts known traffic exactly', () => {
     const after = await scrape();
     assertDeltas(before, after, { [reloads('success')]: 1, [reloads('failure')]: 1 });
     // Still serving on the valid config.
-    assert.equal(rcode(await udpQuery(gw.port, 'after-reload.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(gw.port, 'after-reload.example')), 'NOERROR');
   });
 
   test('certificate expiry equals the notAfter openssl reads from the test certificate', async () => {

@@ -1,8 +1,7 @@
 // Tests `dns-tool pin` against real TLS servers on loopback whose CA and leaf are made by
 // the openssl CLI at test time; expected pins come from the openssl pipeline, not our code.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,27 +9,15 @@ import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { parsePinArgs, runPin } from '../../src/commands/pin.js';
+import { skipUnlessBinaries } from '../helpers/binaries.js';
+import { openssl, pinOf } from '../helpers/certs.js';
 
-const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
-if (!hasOpenssl && process.env.CI === 'true') {
-  throw new Error('openssl CLI is required for these tests in CI');
-}
-const skip = hasOpenssl ? false : 'openssl CLI not found';
+// Skipped without openssl on a developer machine; under CI=true it runs and fails instead.
+const skip = skipUnlessBinaries('openssl');
 
-function openssl(args: readonly string[], input?: Buffer): Buffer {
-  return execFileSync('openssl', args, { input, stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
-/** The documented pipeline: x509 -pubkey | pkey -pubin -outform der | dgst -sha256 -binary | base64. */
-function opensslPin(certFile: string): string {
-  const pubkey = openssl(['x509', '-in', certFile, '-pubkey', '-noout']);
-  const der = openssl(['pkey', '-pubin', '-outform', 'der'], pubkey);
-  const digest = openssl(['dgst', '-sha256', '-binary'], der);
-  return openssl(['base64'], digest).toString('ascii').trim();
-}
-
-function opensslNotAfter(certFile: string): string {
-  const line = openssl(['x509', '-in', certFile, '-enddate', '-noout']).toString('ascii').trim();
+/** The certificate's notAfter as openssl prints it, in ISO form. */
+async function opensslNotAfter(certFile: string): Promise<string> {
+  const line = (await openssl(['x509', '-in', certFile, '-enddate', '-noout'])).toString('ascii').trim();
   return new Date(line.replace(/^notAfter=/, '')).toISOString();
 }
 
@@ -41,11 +28,12 @@ interface Pki {
   leafKey: string;
 }
 
-function makePki(): Pki {
+/** Its own CA and leaf, not makeCerts(): the assertions name these subjects, and the leaf needs an IPv6 SAN. */
+async function makePki(): Promise<Pki> {
   const dir = mkdtempSync(join(tmpdir(), 'dns-tool-pin-'));
   const f = (name: string): string => join(dir, name);
-  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('ca.key')]);
-  openssl([
+  await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('ca.key')]);
+  await openssl([
     'req',
     '-x509',
     '-new',
@@ -62,11 +50,11 @@ function makePki(): Pki {
     '-out',
     f('ca.pem'),
   ]);
-  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('leaf.key')]);
-  openssl(['req', '-new', '-key', f('leaf.key'), '-subj', '/CN=dns.test', '-out', f('leaf.csr')]);
+  await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('leaf.key')]);
+  await openssl(['req', '-new', '-key', f('leaf.key'), '-subj', '/CN=dns.test', '-out', f('leaf.csr')]);
   const ext = 'subjectAltName=DNS:dns.test,IP:127.0.0.1,IP:::1\nbasicConstraints=CA:FALSE\n';
-  execFileSync('sh', ['-c', `printf '%s' "$1" > "$2"`, 'sh', ext, f('leaf.ext')]);
-  openssl([
+  writeFileSync(f('leaf.ext'), ext);
+  await openssl([
     'x509',
     '-req',
     '-in',
@@ -133,9 +121,9 @@ describe('dns-tool pin', { skip }, () => {
   const silentSockets = new Set<Socket>();
 
   before(async () => {
-    pki = makePki();
-    leafPin = opensslPin(pki.leafCert);
-    caPin = opensslPin(pki.caCert);
+    pki = await makePki();
+    leafPin = await pinOf(readFileSync(pki.leafCert, 'utf8'));
+    caPin = await pinOf(readFileSync(pki.caCert, 'utf8'));
     const key = readFileSync(pki.leafKey);
     const leaf = readFileSync(pki.leafCert, 'utf8');
     const ca = readFileSync(pki.caCert, 'utf8');
@@ -174,7 +162,7 @@ describe('dns-tool pin', { skip }, () => {
       'CN=Pin Test Root CA, O=dns-tool tests',
     ]);
     const notAfter = [...r.out.matchAll(/^ {2}not after: +(\S+)$/gm)].map((m) => m[1]);
-    assert.deepEqual(notAfter, [opensslNotAfter(pki.leafCert), opensslNotAfter(pki.caCert)]);
+    assert.deepEqual(notAfter, [await opensslNotAfter(pki.leafCert), await opensslNotAfter(pki.caCert)]);
     assert.match(r.out, /^certificate 1 of 2 \(leaf\)$/m);
   });
 

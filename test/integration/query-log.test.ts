@@ -22,7 +22,7 @@ upstreams:
     timeout_ms: 1000
     connections: 1
     servers:
-      - { address: 127.0.0.1, port: ${upstream.dot.port}, tls_name: dns.test, ca_file: ${upstream.pki.ca.certPath}, pins: ["${upstream.pki.server.pin}"] }
+      - ${upstream.serverEntry()}
 policies:
 ${policies}
 limits: { timeout_ms: 2000 }

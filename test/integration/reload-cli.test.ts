@@ -1,36 +1,29 @@
 // SIGHUP against the built CLI (`npm run build` first): the signal reloads the config file, the
 // behaviour changes, and "config reloaded" is logged on stdout.
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
-import type * as dnsPacket from 'dns-packet';
 import { loadConfigFile } from '../../src/config/load.js';
-import { makeCerts, type TestPki } from '../helpers/certs.js';
-import { TcpClient, tcpQuery, udpQuery } from '../helpers/dns-client.js';
-import { type DotServer, startDotServer } from '../helpers/dot-server.js';
+import { rcodeName, TcpClient, tcpQuery, udpQuery } from '../helpers/dns-client.js';
+import { useDotUpstream } from '../helpers/dot-fixture.js';
+import { replaceFile } from '../helpers/files.js';
 import { freePort } from '../helpers/ports.js';
 import { type GatewayProcess, type LogLine, startGateway as startCli } from '../helpers/proc.js';
 
-const rcode = (p: dnsPacket.Packet | null) => (p as { rcode?: string } | null)?.rcode;
 /** Bound on waiting for one log line from the process. */
 const LOG_WAIT_MS = 5000;
 
-let pki: TestPki;
-let dot: DotServer;
+const upstream = useDotUpstream();
 let dir: string;
 
 before(async () => {
-  pki = await makeCerts();
-  dot = await startDotServer({ key: pki.server.keyPem, cert: pki.server.certPem });
   dir = await mkdtemp(join(tmpdir(), 'dns-tool-reload-cli-'));
 });
 
 after(async () => {
-  await dot?.close();
-  await pki?.cleanup();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -42,18 +35,12 @@ upstreams:
     timeout_ms: 500
     connections: 1
     servers:
-      - { address: 127.0.0.1, port: ${dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pki.server.pin}"] }
+      - ${upstream.serverEntry()}
 policies:
   - { name: lo, clients: [127.0.0.1], action: ${action}, upstream: default }
 limits: { timeout_ms: 800 }
 log: { level: info }
 `;
-}
-
-/** Replaces the file atomically, so the watcher never sees it half written. */
-async function replace(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp`, text);
-  await rename(`${path}.tmp`, path);
 }
 
 /** Starts the CLI on `path`; it is stopped after the test, and must exit 0. */
@@ -73,10 +60,10 @@ test('SIGHUP reloads the config: allow turns into deny, "config reloaded" is log
   const path = join(dir, 'hup.yaml');
   await writeFile(path, config(port, 'allow'));
   const proc = await launch(t, path);
-  assert.equal(rcode(await udpQuery(port, 'hup-1.example')), 'NOERROR');
+  assert.equal(rcodeName(await udpQuery(port, 'hup-1.example')), 'NOERROR');
 
   const denying = config(port, 'deny');
-  await replace(path, denying);
+  await replaceFile(path, denying);
   proc.child.kill('SIGHUP');
   const line = await proc.waitForLog((l) => l.msg === 'config reloaded', LOG_WAIT_MS);
   assert.equal(line.result, 'success');
@@ -87,8 +74,8 @@ test('SIGHUP reloads the config: allow turns into deny, "config reloaded" is log
     changed: ['lo'],
   });
   assert.equal(typeof line.duration_ms, 'number');
-  assert.equal(rcode(await udpQuery(port, 'hup-2.example')), 'REFUSED');
-  assert.equal(rcode(await tcpQuery(port, 'hup-3.example')), 'REFUSED');
+  assert.equal(rcodeName(await udpQuery(port, 'hup-2.example')), 'REFUSED');
+  assert.equal(rcodeName(await tcpQuery(port, 'hup-3.example')), 'REFUSED');
 });
 
 test('SIGHUP alone retries a file the watch could not apply (its port was taken)', async (t) => {
@@ -96,20 +83,20 @@ test('SIGHUP alone retries a file the watch could not apply (its port was taken)
   const path = join(dir, 'retry.yaml');
   await writeFile(path, config(port, 'allow'));
   const proc = await launch(t, path);
-  assert.equal(rcode(await udpQuery(port, 'retry-1.example')), 'NOERROR');
+  assert.equal(rcodeName(await udpQuery(port, 'retry-1.example')), 'NOERROR');
 
   const taken = await freePort();
   const blocker = net.createServer();
   await new Promise<void>((r) => blocker.listen({ port: taken, host: '127.0.0.1', exclusive: true }, r));
   try {
     // The watch sees the new file and tries it; the bind fails and the old config keeps serving.
-    await replace(path, config(taken, 'deny'));
+    await replaceFile(path, config(taken, 'deny'));
     const failed = await proc.waitForLog(
       (l: LogLine) => l.result === 'failure' && String(l.error).includes('address already in use'),
       LOG_WAIT_MS,
     );
     assert.match(String(failed.error), new RegExp(`tcp 127\\.0\\.0\\.1:${taken}`));
-    assert.equal(rcode(await udpQuery(port, 'retry-2.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'retry-2.example')), 'NOERROR');
     assert.equal(reloadedLines(proc).length, 0);
   } finally {
     await new Promise((r) => blocker.close(r));
@@ -122,8 +109,8 @@ test('SIGHUP alone retries a file the watch could not apply (its port was taken)
     added: [`udp 127.0.0.1 ${taken}`, `tcp 127.0.0.1 ${taken}`],
     removed: [`udp 127.0.0.1 ${port}`, `tcp 127.0.0.1 ${port}`],
   });
-  assert.equal(rcode(await udpQuery(taken, 'retry-3.example')), 'REFUSED');
-  assert.equal(rcode(await tcpQuery(taken, 'retry-4.example')), 'REFUSED');
+  assert.equal(rcodeName(await udpQuery(taken, 'retry-3.example')), 'REFUSED');
+  assert.equal(rcodeName(await tcpQuery(taken, 'retry-4.example')), 'REFUSED');
   await assert.rejects(TcpClient.connect(port), /ECONNREFUSED/);
   assert.equal(reloadedLines(proc).length, 1);
 });

@@ -2,12 +2,10 @@
 // config is rewritten and reloaded every 250 ms, and every query must get a NOERROR answer.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { makeCerts, type TestPki } from '../helpers/certs.js';
 import { encodeQuery, TcpClient } from '../helpers/dns-client.js';
-import { type DotServer, startDotServer } from '../helpers/dot-server.js';
+import { useDotUpstream } from '../helpers/dot-fixture.js';
+import { replaceFile } from '../helpers/files.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -27,8 +25,7 @@ const TICK_MS = 5;
 const RCODE_NOERROR = 0;
 const RCODE_SERVFAIL = 2;
 
-let pki: TestPki;
-let dot: DotServer;
+const upstream = useDotUpstream();
 let gw: TestGateway;
 let port: number;
 
@@ -41,7 +38,7 @@ upstreams:
     timeout_ms: 1000
     connections: 2
     servers:
-      - { address: 127.0.0.1, port: ${dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pki.server.pin}"] }
+      - ${upstream.serverEntry()}
 policies:
   - name: lo
     clients: [127.0.0.1]
@@ -54,16 +51,13 @@ log: { level: ${variant === 0 ? 'info' : 'warn'} }
 }
 
 before(async () => {
-  pki = await makeCerts();
-  dot = await startDotServer({ key: pki.server.keyPem, cert: pki.server.certPem });
+  await upstream.ready();
   port = await freePort();
   gw = await startGateway(config(0));
 });
 
 after(async () => {
   await gw?.stop();
-  await dot?.close();
-  await pki?.cleanup();
 });
 
 /** Outcome per query index: -1 until answered, then the answer's RCODE. */
@@ -97,13 +91,11 @@ test('a 600 qps UDP+TCP stream through reloads every 250 ms loses nothing', asyn
   let reloads = 0;
   let streaming = true;
   const reloader = (async () => {
-    const tmp = join(gw.dir, '.config.yaml.tmp');
     while (streaming) {
       await new Promise((r) => setTimeout(r, RELOAD_EVERY_MS));
       if (!streaming) break;
       reloads++;
-      await writeFile(tmp, config((reloads % 2) as 0 | 1));
-      await rename(tmp, gw.configPath);
+      await replaceFile(gw.configPath, config((reloads % 2) as 0 | 1));
       const res = await gw.gateway.reload();
       assert.equal(res.result, 'success', JSON.stringify(res));
     }

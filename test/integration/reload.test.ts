@@ -14,11 +14,10 @@ import { loadConfigFile, parseConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { makeCerts, type TestPki } from '../helpers/certs.js';
-import { TcpClient, tcpQuery, udpQuery } from '../helpers/dns-client.js';
+import { rcodeName, TcpClient, tcpQuery, udpQuery } from '../helpers/dns-client.js';
+import { serverEntry } from '../helpers/dot-fixture.js';
 import { type DotServer, startDotServer } from '../helpers/dot-server.js';
 import { freePort } from '../helpers/ports.js';
-
-const rcode = (p: dnsPacket.Packet | null) => (p as { rcode?: string } | null)?.rcode;
 
 /** The contract: an edit is taken within 2 s without a signal. */
 const WATCH_DEADLINE_MS = 2000;
@@ -59,7 +58,7 @@ upstreams:
     timeout_ms: ${o.upstreamTimeoutMs ?? 500}
     connections: 1
     servers:
-      - { address: 127.0.0.1, port: ${o.dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${o.pin ?? pki.server.pin}"] }
+      - ${serverEntry(pki, o.dot.port, o.pin)}
 policies:
   - name: lo
     clients: [127.0.0.1]
@@ -162,7 +161,7 @@ describe('file changes are taken without a signal', () => {
     const path = join(dir, 'config.yaml');
     await writeFile(path, config({ port, dot }));
     const gw = await launch(t, path, { watch: true });
-    assert.equal(rcode(await udpQuery(port, 'inplace-1.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'inplace-1.example')), 'NOERROR');
 
     await writeFile(path, config({ port, dot, action: 'deny' }));
     const took = await waitUntil(
@@ -171,8 +170,8 @@ describe('file changes are taken without a signal', () => {
       'in-place edit reloaded',
     );
     assert.ok(took <= WATCH_DEADLINE_MS, `took ${took} ms`);
-    assert.equal(rcode(await udpQuery(port, 'inplace-2.example')), 'REFUSED');
-    assert.equal(rcode(await tcpQuery(port, 'inplace-3.example')), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(port, 'inplace-2.example')), 'REFUSED');
+    assert.equal(rcodeName(await tcpQuery(port, 'inplace-3.example')), 'REFUSED');
   });
 
   test('a write-temp-then-rename is reloaded within 2 s', async (t) => {
@@ -180,14 +179,14 @@ describe('file changes are taken without a signal', () => {
     const path = join(dir, 'config.yaml');
     await writeFile(path, config({ port, dot }));
     const gw = await launch(t, path, { watch: true });
-    assert.equal(rcode(await udpQuery(port, 'rename-1.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'rename-1.example')), 'NOERROR');
 
     const tmp = join(dir, '.config.yaml.tmp');
     await writeFile(tmp, config({ port, dot, action: 'deny' }));
     await rename(tmp, path);
     await waitUntil(() => gw.gateway.counters.reloads.success === 1, WATCH_DEADLINE_MS, 'rename reloaded');
     assert.equal(gw.gateway.counters.reloads.failure, 0, 'a rename never exposes a partial file');
-    assert.equal(rcode(await udpQuery(port, 'rename-2.example')), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(port, 'rename-2.example')), 'REFUSED');
   });
 
   test('the Kubernetes ConfigMap ..data symlink swap is reloaded within 2 s', async (t) => {
@@ -198,7 +197,7 @@ describe('file changes are taken without a signal', () => {
     await symlink('..2026_01_01_00_00_00.1', join(dir, '..data'));
     await symlink('..data/config.yaml', join(dir, 'config.yaml'));
     const gw = await launch(t, join(dir, 'config.yaml'), { watch: true });
-    assert.equal(rcode(await udpQuery(port, 'cm-1.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'cm-1.example')), 'NOERROR');
 
     // The kubelet's update: a new timestamped dir, a new symlink renamed over ..data, the old dir removed.
     await mkdir(join(dir, '..2026_01_01_00_01_00.2'));
@@ -215,7 +214,7 @@ describe('file changes are taken without a signal', () => {
       WATCH_DEADLINE_MS,
       'symlink swap reloaded',
     );
-    assert.equal(rcode(await udpQuery(port, 'cm-2.example')), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(port, 'cm-2.example')), 'REFUSED');
   });
 });
 
@@ -234,8 +233,8 @@ describe('a refused config keeps the running one', () => {
     assert.equal(gw.gateway.counters.reloads.failure, 1);
     assert.equal(gw.gateway.counters.reloads.success, 0);
     assert.equal(gw.gateway.config.hash, runningHash);
-    assert.equal(rcode(await udpQuery(port, 'yaml-1.example')), 'NOERROR');
-    assert.equal(rcode(await tcpQuery(port, 'yaml-2.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'yaml-1.example')), 'NOERROR');
+    assert.equal(rcodeName(await tcpQuery(port, 'yaml-2.example')), 'NOERROR');
 
     const line = gw.reloadLines().at(-1);
     assert.equal(line?.result, 'failure');
@@ -265,7 +264,7 @@ describe('a refused config keeps the running one', () => {
     const res = await gw.gateway.reload();
     assert.equal(res.result, 'failure');
     assert.equal(gw.gateway.counters.reloads.failure, 1);
-    assert.equal(rcode(await udpQuery(port, 'schema-1.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'schema-1.example')), 'NOERROR');
 
     const problems = gw.reloadLines().at(-1)?.problems as string[];
     const where = `${path}:${lineOf(invalid, 'action: maybe')}:${'    action: '.length + 1}: `;
@@ -277,7 +276,7 @@ describe('a refused config keeps the running one', () => {
     // The same file fixed is taken by the next reload.
     await writeFile(path, config({ port, dot, action: 'deny' }));
     assert.equal((await gw.gateway.reload()).result, 'success');
-    assert.equal(rcode(await udpQuery(port, 'schema-2.example')), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(port, 'schema-2.example')), 'REFUSED');
   });
 });
 
@@ -301,8 +300,8 @@ describe('listeners', () => {
       `tcp 127.0.0.1 ${port}`,
       `udp 127.0.0.1 ${port}`,
     ]);
-    assert.equal(rcode(await udpQuery(moved, 'move-1.example')), 'NOERROR');
-    assert.equal(rcode(await tcpQuery(moved, 'move-2.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(moved, 'move-1.example')), 'NOERROR');
+    assert.equal(rcodeName(await tcpQuery(moved, 'move-2.example')), 'NOERROR');
     assert.equal(await udpQuery(port, 'move-3.example', { timeoutMs: 300 }), null);
     await assert.rejects(TcpClient.connect(port), /ECONNREFUSED/);
     assert.ok(await canBind('udp', port), 'old UDP port released');
@@ -314,7 +313,7 @@ describe('listeners', () => {
     const path = join(dir, 'config.yaml');
     await writeFile(path, config({ port, dot }));
     const gw = await launch(t, path);
-    assert.equal(rcode(await udpQuery(port, 'bind-0.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'bind-0.example')), 'NOERROR');
     const connectionsBefore = dot.connections;
 
     const taken = await freePort();
@@ -331,8 +330,8 @@ describe('listeners', () => {
         new RegExp(`cannot listen on tcp 127\\.0\\.0\\.1:${taken}: address already in use`),
       );
       assert.equal(gw.gateway.counters.reloads.failure, 1);
-      assert.equal(rcode(await udpQuery(port, 'bind-1.example')), 'NOERROR');
-      assert.equal(rcode(await tcpQuery(port, 'bind-2.example')), 'NOERROR');
+      assert.equal(rcodeName(await udpQuery(port, 'bind-1.example')), 'NOERROR');
+      assert.equal(rcodeName(await tcpQuery(port, 'bind-2.example')), 'NOERROR');
       assert.deepEqual(
         gw.gateway.boundListeners().map((l) => l.port),
         [port, port],
@@ -346,7 +345,7 @@ describe('listeners', () => {
     // The file did not change; reload() retries it and now it binds.
     const retry = await gw.gateway.reload();
     assert.equal(retry.result, 'success');
-    assert.equal(rcode(await udpQuery(taken, 'bind-3.example')), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(taken, 'bind-3.example')), 'REFUSED');
     assert.equal(await udpQuery(port, 'bind-4.example', { timeoutMs: 300 }), null);
   });
 
@@ -374,7 +373,7 @@ describe('upstream servers', () => {
     const path = join(dir, 'config.yaml');
     await writeFile(path, config({ port, dot, pin: pki.server.pin }));
     const gw = await launch(t, path);
-    assert.equal(rcode(await udpQuery(port, 'pin-0.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'pin-0.example')), 'NOERROR');
     const connectionsBefore = dot.connections;
 
     // Slow answers, so queries are in flight on the old server while the pin changes.
@@ -392,18 +391,18 @@ describe('upstream servers', () => {
     for (let i = 0; i < 5; i++) pending.push(udpQuery(port, `pin-c${i}.example`, { timeoutMs: 2000 }));
     const answers = await Promise.all(pending);
     assert.deepEqual(
-      answers.map(rcode),
+      answers.map(rcodeName),
       answers.map(() => 'NOERROR'),
     );
     dot.behaviour.delayMs = 0;
     assert.ok(dot.connections > connectionsBefore, 'a new TLS connection was opened for the new pin');
-    assert.equal(rcode(await tcpQuery(port, 'pin-1.example')), 'NOERROR');
+    assert.equal(rcodeName(await tcpQuery(port, 'pin-1.example')), 'NOERROR');
 
     // A pin the server cannot match: connections fail the check, queries get SERVFAIL.
     const pinFailuresBefore = gw.gateway.counters.pinFailures.get(dot.id) ?? 0;
     await writeFile(path, config({ port, dot, pin: pki.other.pin }));
     assert.equal((await gw.gateway.reload()).result, 'success');
-    assert.equal(rcode(await udpQuery(port, 'pin-2.example', { timeoutMs: 3000 })), 'SERVFAIL');
+    assert.equal(rcodeName(await udpQuery(port, 'pin-2.example', { timeoutMs: 3000 })), 'SERVFAIL');
     assert.ok((gw.gateway.counters.pinFailures.get(dot.id) ?? 0) > pinFailuresBefore);
   });
 
@@ -412,7 +411,7 @@ describe('upstream servers', () => {
     const path = join(dir, 'config.yaml');
     await writeFile(path, config({ port, dot }));
     const gw = await launch(t, path);
-    assert.equal(rcode(await udpQuery(port, 'keep-0.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'keep-0.example')), 'NOERROR');
     const connectionsBefore = dot.connections;
     const openBefore = dot.openConnections;
     assert.ok(openBefore >= 1);
@@ -422,8 +421,9 @@ describe('upstream servers', () => {
     assert.ok(res.result === 'success');
     assert.deepEqual(res.changes.policies.changed, ['lo']);
     assert.deepEqual(res.changes.upstreams, { added: [], removed: [], changed: [] });
-    assert.equal(rcode(await udpQuery(port, 'keep-filtered.example')), 'REFUSED');
-    for (let i = 0; i < 5; i++) assert.equal(rcode(await udpQuery(port, `keep-${i + 1}.example`)), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'keep-filtered.example')), 'REFUSED');
+    for (let i = 0; i < 5; i++)
+      assert.equal(rcodeName(await udpQuery(port, `keep-${i + 1}.example`)), 'NOERROR');
     assert.equal(dot.connections, connectionsBefore, 'no new TLS connection');
     assert.equal(dot.openConnections, openBefore, 'none closed either');
   });
@@ -437,18 +437,18 @@ describe('state carried across reloads', () => {
     const gw = await launch(t, path, { now: FIXED_NOW });
     const from = '127.0.0.3';
     for (let i = 0; i < 3; i++)
-      assert.equal(rcode(await udpQuery(port, `rl-${i}.example`, { from })), 'NOERROR');
-    assert.equal(rcode(await udpQuery(port, 'rl-3.example', { from })), 'REFUSED', 'burst of 3 spent');
+      assert.equal(rcodeName(await udpQuery(port, `rl-${i}.example`, { from })), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'rl-3.example', { from })), 'REFUSED', 'burst of 3 spent');
 
     // Another policy changes; `limited` does not: its bucket stays empty.
     await writeFile(path, config({ port, dot, deny: ['other.invalid'] }));
     assert.equal((await gw.gateway.reload()).result, 'success');
-    assert.equal(rcode(await udpQuery(port, 'rl-4.example', { from })), 'REFUSED');
+    assert.equal(rcodeName(await udpQuery(port, 'rl-4.example', { from })), 'REFUSED');
 
     // Its rate_limit changes: a fresh, full bucket.
     await writeFile(path, config({ port, dot, deny: ['other.invalid'], limitQps: 0.002 }));
     assert.equal((await gw.gateway.reload()).result, 'success');
-    assert.equal(rcode(await udpQuery(port, 'rl-5.example', { from })), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'rl-5.example', { from })), 'NOERROR');
   });
 
   test('cache entries survive while the upstream set is unchanged and are dropped when it changes', async (t) => {
@@ -456,15 +456,15 @@ describe('state carried across reloads', () => {
     const path = join(dir, 'config.yaml');
     await writeFile(path, config({ port, dot }));
     const gw = await launch(t, path, { now: FIXED_NOW });
-    assert.equal(rcode(await udpQuery(port, 'cached.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'cached.example')), 'NOERROR');
     const upstreamQueries = dot.queries;
-    assert.equal(rcode(await udpQuery(port, 'cached.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'cached.example')), 'NOERROR');
     assert.equal(dot.queries, upstreamQueries, 'second query is a cache hit');
 
     await writeFile(path, config({ port, dot, deny: ['other.invalid'] }));
     assert.equal((await gw.gateway.reload()).result, 'success');
     const hits = gw.gateway.counters.cacheHits;
-    assert.equal(rcode(await udpQuery(port, 'cached.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'cached.example')), 'NOERROR');
     assert.equal(dot.queries, upstreamQueries, 'still cached after a policy-only reload');
     assert.equal(gw.gateway.counters.cacheHits, hits + 1);
 
@@ -474,7 +474,7 @@ describe('state carried across reloads', () => {
     const res = await gw.gateway.reload();
     assert.ok(res.result === 'success');
     assert.deepEqual(res.changes.upstreams.changed, ['default']);
-    assert.equal(rcode(await udpQuery(port, 'cached.example')), 'NOERROR');
+    assert.equal(rcodeName(await udpQuery(port, 'cached.example')), 'NOERROR');
     assert.equal(dot.queries, upstreamQueries + 1, 'asked upstream again');
     assert.equal(dot.connections, connectionsBefore);
   });

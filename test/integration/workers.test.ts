@@ -4,38 +4,31 @@
 // on the same port fails to start.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { get as httpGet } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
-import type * as dnsPacket from 'dns-packet';
 import { decode } from 'dns-packet';
-import { makeCerts, type TestPki } from '../helpers/certs.js';
-import { encodeQuery, TcpClient, tcpQuery, udpQuery } from '../helpers/dns-client.js';
-import { type DotServer, startDotServer } from '../helpers/dot-server.js';
+import { encodeQuery, rcodeName, TcpClient, tcpQuery, udpQuery } from '../helpers/dns-client.js';
+import { useDotUpstream } from '../helpers/dot-fixture.js';
+import { replaceFile } from '../helpers/files.js';
+import { type HttpReply, httpGet } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { type GatewayProcess, type LogLine, runCli, startGateway } from '../helpers/proc.js';
 
-const rcode = (p: dnsPacket.Packet | null) => (p as { rcode?: string } | null)?.rcode;
 /** Bound on waiting for one log line from the process. */
 const LOG_WAIT_MS = 10_000;
 /** Bound on waiting for /readyz to turn 200. */
 const READY_WAIT_MS = 10_000;
 
-let pki: TestPki;
-let dot: DotServer;
+const upstream = useDotUpstream();
 let dir: string;
 
 before(async () => {
-  pki = await makeCerts();
-  dot = await startDotServer({ key: pki.server.keyPem, cert: pki.server.certPem });
   dir = await mkdtemp(join(tmpdir(), 'dns-tool-workers-'));
 });
 
 after(async () => {
-  await dot?.close();
-  await pki?.cleanup();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -48,19 +41,13 @@ upstreams:
     timeout_ms: 500
     connections: 1
     servers:
-      - { address: 127.0.0.1, port: ${dot.port}, tls_name: dns.test, ca_file: ${pki.ca.certPath}, pins: ["${pki.server.pin}"] }
+      - ${upstream.serverEntry()}
 policies:
   - { name: lo, clients: [127.0.0.1], action: ${action}, upstream: default, cache: false${policyExtra} }
 limits: { timeout_ms: 800 }
 log: { level: info, queries: true }
 admin: { address: 127.0.0.1, port: 0 }
 `;
-}
-
-/** Replaces the file atomically, so the watcher never sees it half written. */
-async function replace(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp`, text);
-  await rename(`${path}.tmp`, path);
 }
 
 interface Running {
@@ -87,19 +74,9 @@ async function launch(t: TestContext, name: string, text: string): Promise<Runni
   return { proc, admin, path };
 }
 
-function httpText(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet({ host: '127.0.0.1', port, path, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
-    req.on('error', reject);
-  });
+/** The primary sums every worker's counters per scrape, so it gets more time than one process. */
+function httpText(port: number, path: string): Promise<HttpReply> {
+  return httpGet(port, path, '127.0.0.1', 5000);
 }
 
 /** One sample of the Prometheus text, e.g. metric(text, 'dns_tool_queries_total{policy="lo",decision="allowed"}'). */
@@ -158,8 +135,10 @@ test('workers: 2 answers UDP and TCP, /metrics sums both workers, SIGTERM leaves
   const UDP = 40;
   const TCP = 10;
   // Each query from a new socket: a new source port (UDP) or connection (TCP) every time.
-  for (let i = 0; i < UDP; i++) assert.equal(rcode(await udpQuery(port, `u${i}.serve.example`)), 'NOERROR');
-  for (let i = 0; i < TCP; i++) assert.equal(rcode(await tcpQuery(port, `t${i}.serve.example`)), 'NOERROR');
+  for (let i = 0; i < UDP; i++)
+    assert.equal(rcodeName(await udpQuery(port, `u${i}.serve.example`)), 'NOERROR');
+  for (let i = 0; i < TCP; i++)
+    assert.equal(rcodeName(await tcpQuery(port, `t${i}.serve.example`)), 'NOERROR');
 
   const text = (await httpText(admin, '/metrics')).body;
   assert.equal(metric(text, 'dns_tool_queries_total{policy="lo",decision="allowed"}'), UDP + TCP);
@@ -168,7 +147,7 @@ test('workers: 2 answers UDP and TCP, /metrics sums both workers, SIGTERM leaves
   assert.equal(metric(text, 'dns_tool_workers'), 2);
   assert.equal(metric(text, 'dns_tool_worker_restarts_total'), 0);
   assert.equal(metric(text, 'dns_tool_config_reloads_total{result="success"}'), 0);
-  assert.equal(dot.queries >= UDP + TCP, true);
+  assert.equal(upstream.dot.queries >= UDP + TCP, true);
   // The kernel spread the queries: both workers answered some.
   await waitForQueryLines(proc, 'u', UDP);
   assert.equal(workersAnswering(proc, 'u').size, 2);
@@ -183,9 +162,9 @@ test('workers: 2 answers UDP and TCP, /metrics sums both workers, SIGTERM leaves
 test('SIGHUP: allow turns into deny in every worker; the reload is logged and counted once', async (t) => {
   const port = await freePort();
   const { proc, admin, path } = await launch(t, 'hup', config(port, 'allow'));
-  assert.equal(rcode(await udpQuery(port, 'before.hup.example')), 'NOERROR');
+  assert.equal(rcodeName(await udpQuery(port, 'before.hup.example')), 'NOERROR');
 
-  await replace(path, config(port, 'deny'));
+  await replaceFile(path, config(port, 'deny'));
   proc.child.kill('SIGHUP');
   const line = await proc.waitForLog(
     (l: LogLine) => l.msg === 'config reloaded' && !('worker' in l),
@@ -200,8 +179,9 @@ test('SIGHUP: allow turns into deny in every worker; the reload is logged and co
   });
 
   const COUNT = 50;
-  for (let i = 0; i < COUNT; i++) assert.equal(rcode(await udpQuery(port, `d${i}.hup.example`)), 'REFUSED');
-  for (let i = 0; i < 5; i++) assert.equal(rcode(await tcpQuery(port, `dt${i}.hup.example`)), 'REFUSED');
+  for (let i = 0; i < COUNT; i++)
+    assert.equal(rcodeName(await udpQuery(port, `d${i}.hup.example`)), 'REFUSED');
+  for (let i = 0; i < 5; i++) assert.equal(rcodeName(await tcpQuery(port, `dt${i}.hup.example`)), 'REFUSED');
   await waitForQueryLines(proc, 'd', COUNT + 5);
   assert.equal(workersAnswering(proc, 'd').size, 2, 'both workers answered after the reload');
 
@@ -213,14 +193,14 @@ test('SIGHUP: allow turns into deny in every worker; the reload is logged and co
   assert.equal(proc.logs.filter((l) => l.msg === 'config reloaded' && !('worker' in l)).length, 1);
 
   // An invalid file is refused once, by the primary; every worker keeps serving.
-  await replace(path, `${config(port, 'allow')}bogus: 1\n`);
+  await replaceFile(path, `${config(port, 'allow')}bogus: 1\n`);
   proc.child.kill('SIGHUP');
   const refused = await proc.waitForLog(
     (l) => l.msg === 'config reload refused; previous config still serving',
     LOG_WAIT_MS,
   );
   assert.match(String((refused.problems as string[])[0]), /bogus/);
-  assert.equal(rcode(await udpQuery(port, 'after.hup.example')), 'REFUSED');
+  assert.equal(rcodeName(await udpQuery(port, 'after.hup.example')), 'REFUSED');
   const failures = metric(
     (await httpText(admin, '/metrics')).body,
     'dns_tool_config_reloads_total{result="failure"}',
@@ -231,7 +211,8 @@ test('SIGHUP: allow turns into deny in every worker; the reload is logged and co
 test('a worker that dies is restarted; totals never go down', async (t) => {
   const port = await freePort();
   const { proc, admin } = await launch(t, 'restart', config(port, 'allow'));
-  for (let i = 0; i < 20; i++) assert.equal(rcode(await udpQuery(port, `r${i}.restart.example`)), 'NOERROR');
+  for (let i = 0; i < 20; i++)
+    assert.equal(rcodeName(await udpQuery(port, `r${i}.restart.example`)), 'NOERROR');
   const before = metric(
     (await httpText(admin, '/metrics')).body,
     'dns_tool_queries_total{policy="lo",decision="allowed"}',
@@ -255,7 +236,8 @@ test('a worker that dies is restarted; totals never go down', async (t) => {
   const children = childrenOf(proc.pid);
   assert.equal(children.length, 2);
   assert.ok(!children.includes(victim));
-  for (let i = 0; i < 20; i++) assert.equal(rcode(await udpQuery(port, `s${i}.restart.example`)), 'NOERROR');
+  for (let i = 0; i < 20; i++)
+    assert.equal(rcodeName(await udpQuery(port, `s${i}.restart.example`)), 'NOERROR');
 });
 
 test('rate limits are divided: one TCP connection stays on one worker and gets ceil(burst/2)', async (t) => {
@@ -292,6 +274,6 @@ test('a second instance on the same port fails to start with a clear message', a
     new RegExp(`dns-tool: cannot listen on (udp|tcp) 127\\.0\\.0\\.1:${port}: address already in use`),
   );
   // The first instance is untouched.
-  assert.equal(rcode(await udpQuery(port, 'still.first.example')), 'NOERROR');
-  assert.equal(rcode(await tcpQuery(port, 'still.first.example')), 'NOERROR');
+  assert.equal(rcodeName(await udpQuery(port, 'still.first.example')), 'NOERROR');
+  assert.equal(rcodeName(await tcpQuery(port, 'still.first.example')), 'NOERROR');
 });

@@ -2,26 +2,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RecordType } from 'dns-packet';
-import type { Handler } from '../../src/pipeline/stage.js';
 import { QueryTypeStage } from '../../src/stages/query-type.js';
-import { decodeMessage, queryContext } from '../helpers/ctx.js';
-
-const PASSED = Buffer.from('passed');
-const next: Handler = () => PASSED;
+import { filterOutcome, passNext, queryContext } from '../helpers/ctx.js';
 
 function outcome(stage: QueryTypeStage, type: RecordType): string {
   const ctx = queryContext('example.com', { type, id: 42 });
-  const result = stage.handle(ctx, next);
-  if (result === PASSED) {
-    assert.equal(ctx.decision, 'allowed');
-    return 'pass';
-  }
-  assert.equal(ctx.decision, 'filtered');
-  if (result === null) return 'drop';
-  const d = decodeMessage(result as Buffer);
-  assert.equal(d.id, 42);
-  assert.equal(d.questions?.[0].type, type);
-  return d.rcode ?? '?';
+  return filterOutcome(stage, ctx, (answer) => assert.equal(answer.questions?.[0].type, type));
 }
 
 test('deny list filters the listed types and passes the rest', () => {
@@ -48,7 +34,7 @@ test('deny_with drop sends nothing; the highest type number works', () => {
   const ctx = queryContext('example.com');
   ctx.query.writeUInt16BE(65535, ctx.questionEnd - 4);
   const high = { ...ctx, qtype: 65535 };
-  assert.equal(stage.handle(high, next), null);
+  assert.equal(stage.handle(high, passNext), null);
   assert.equal(high.decision, 'filtered');
 });
 
