@@ -1,9 +1,7 @@
 // Answers the gateway makes itself: refusals, errors and truncated replies. Built
 // straight from the query's header and question bytes, never through a full encode.
-import { HEADER_SIZE, TYPE_OPT } from './constants.js';
-
-/** Size of the OPT record we append when the client used EDNS. */
-const OPT_SIZE = 11;
+import { HEADER_SIZE } from './constants.js';
+import { OPT_FIXED_SIZE, writeOpt } from './edns.js';
 
 /**
  * A response carrying only the question (when there is one) and `rcode`.
@@ -20,7 +18,7 @@ export function synthesize(
   truncated = false,
 ): Buffer {
   const withOpt = ednsUdpSize > 0;
-  const out = Buffer.allocUnsafe(questionEnd + (withOpt ? OPT_SIZE : 0));
+  const out = Buffer.allocUnsafe(questionEnd + (withOpt ? OPT_FIXED_SIZE : 0));
   query.copy(out, 0, 0, questionEnd);
   // QR=1, keep opcode and RD, set TC as asked, AA=0; RA=1 (we offer recursion); Z, AD, CD as queried
   out[2] = (query[2] & 0x79) | 0x80 | (truncated ? 0x02 : 0);
@@ -28,16 +26,8 @@ export function synthesize(
   out.writeUInt16BE(questionEnd > HEADER_SIZE ? 1 : 0, 4);
   out.writeUInt32BE(0, 6);
   out.writeUInt16BE(withOpt ? 1 : 0, 10);
-  if (withOpt) writeOpt(out, questionEnd, ourUdpSize);
+  if (withOpt) writeOpt(out, questionEnd, ourUdpSize, 0, 0, 0);
   return out;
-}
-
-function writeOpt(out: Buffer, at: number, udpSize: number): void {
-  out[at] = 0; // root name
-  out.writeUInt16BE(TYPE_OPT, at + 1);
-  out.writeUInt16BE(udpSize, at + 3);
-  out.writeUInt32BE(0, at + 5); // ext-rcode, version 0, flags 0
-  out.writeUInt16BE(0, at + 9); // rdlen
 }
 
 /**

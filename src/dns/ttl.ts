@@ -1,6 +1,7 @@
 // Where the TTLs of a wire answer live and how they are aged, found by one hand walk over
 // the bytes (names may be compressed), so a cache hit never decodes the message.
 import { HEADER_SIZE, TYPE_OPT, TYPE_SOA } from './constants.js';
+import { skipName } from './wire.js';
 
 /** The offsets a cache needs from an answer, gathered once when it is stored. */
 export interface RecordLayout {
@@ -21,23 +22,6 @@ export interface RecordLayout {
   /** TTL field and MINIMUM field of the first SOA in the authority section; -1 when none. */
   readonly soaTtlOffset: number;
   readonly soaMinimumOffset: number;
-}
-
-/** Names are at most 127 labels; a longer walk means a pointer loop or garbage. */
-const MAX_LABELS = 128;
-
-/** Offset past a possibly compressed name starting at `offset`, or -1. */
-function skipName(msg: Buffer, offset: number, limit: number): number {
-  let pos = offset;
-  for (let labels = 0; labels < MAX_LABELS; labels++) {
-    if (pos >= limit) return -1;
-    const len = msg[pos];
-    if (len === 0) return pos + 1;
-    if ((len & 0xc0) === 0xc0) return pos + 2 <= limit ? pos + 2 : -1;
-    if (len > 63) return -1;
-    pos += len + 1;
-  }
-  return -1;
 }
 
 /**

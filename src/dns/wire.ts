@@ -81,14 +81,20 @@ function readQuestionName(buf: Buffer, offset: number, out: PeekedQuery): number
   return pos;
 }
 
-/** Skip a possibly compressed name; returns the offset past it or -1. */
-function skipName(buf: Buffer, offset: number): number {
+/** Names are at most 127 labels; a longer walk means a pointer loop or garbage. */
+const MAX_LABELS = 128;
+
+/**
+ * Offset past a possibly compressed name starting at `offset` (a pointer ends it: its
+ * target is not followed), or -1 when it runs past `limit` or is not a name.
+ */
+export function skipName(buf: Buffer, offset: number, limit = buf.length): number {
   let pos = offset;
-  for (let guard = 0; guard < 128; guard++) {
-    if (pos >= buf.length) return -1;
+  for (let labels = 0; labels < MAX_LABELS; labels++) {
+    if (pos >= limit) return -1;
     const len = buf[pos];
     if (len === 0) return pos + 1;
-    if ((len & 0xc0) === 0xc0) return pos + 2 <= buf.length ? pos + 2 : -1;
+    if ((len & 0xc0) === 0xc0) return pos + 2 <= limit ? pos + 2 : -1;
     if (len > 63) return -1;
     pos += len + 1;
   }

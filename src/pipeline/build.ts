@@ -105,9 +105,9 @@ function compilePolicy(
   // 4. cache last before the upstream: only queries that passed every check get here.
   if (policy.cache) {
     const cache = carriedCache(policy.upstream, config, deps, carried);
-    stages.push(new CacheStage(cache, deps.counters));
+    stages.push(new CacheStage(cache, deps.counters, udpMax));
   }
-  const forward = new ForwardStage(upstream, config.limits.timeoutMs, udpMax);
+  const forward = new ForwardStage(upstream, config.limits.timeoutMs, udpMax, policy.cache);
   return { name: policy.name, config: policy, handle: compose(stages, forward.handle), counts, logQueries };
 }
 

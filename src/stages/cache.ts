@@ -1,8 +1,9 @@
 // The answer cache stage: upstream answers kept as wire bytes, aged on each hit, and
 // concurrent identical misses folded into one upstream query.
 import type { CacheConfig } from '../config/types.js';
-import { setId } from '../dns/answer.js';
-import { HEADER_SIZE, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_OPT } from '../dns/constants.js';
+import { setId, synthesize } from '../dns/answer.js';
+import { HEADER_SIZE, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL } from '../dns/constants.js';
+import { lastFormOptStart, OPT_FIXED_SIZE, toEdnsClientForm, withoutOpt, writeOpt } from '../dns/edns.js';
 import { layoutOf, minTtl, readTtl } from '../dns/ttl.js';
 import { sameQuestion } from '../dns/wire.js';
 import type { Counters } from '../metrics/counters.js';
@@ -10,9 +11,7 @@ import type { QueryContext } from '../pipeline/context.js';
 import type { Handler, MaybePromise, Stage, StageResult } from '../pipeline/stage.js';
 import { SlotStore } from './slot-store.js';
 
-/** Size of the minimal OPT record rebuilt for EDNS clients on a hit. */
-const OPT_SIZE = 11;
-/** UDP size advertised when the stored answer carried no OPT to copy it from (DESIGN default). */
+/** `limits.udp_max_payload`'s default: the UDP size hits advertise unless told otherwise. */
 const DEFAULT_UDP_SIZE = 1232;
 
 /*
@@ -27,7 +26,7 @@ const AT_STORED = 0; // float64: now() when stored (ms)
 const AT_EXPIRES = 8; // float64: now() when it expires (ms)
 const AT_TOUCH = 16; // uint32: value of the cache's touch counter when last moved to the LRU tail
 const AT_QEND = 20; // uint16: offset just past the question, within the wire bytes
-const AT_UDP = 22; // uint16: UDP size for the OPT rebuilt on hits
+const AT_OPT = 22; // uint16: offset of the OPT record within the wire bytes; the wire length when none
 const AT_TTLS = 24; // uint16: number of TTL offsets
 const AT_WIRE_LEN = 26; // uint16: length of the wire bytes
 const META_SIZE = 28;
@@ -48,9 +47,11 @@ const META_SIZE = 28;
  * line of the miss path (measured, see the commit). A record whose touch no longer
  * matches its entry (moved again, or gone) is skipped when it reaches the front.
  *
- * The OPT record is not stored: it describes one exchange, not the data. A hit for a
- * client that sent EDNS gets a fresh minimal OPT (its DO bit is the key's); a client
- * without EDNS gets none, as RFC 6891 §7 asks.
+ * Answers are stored in the form an EDNS client gets (dns/edns.ts: the gateway's own OPT,
+ * last, with the answer's DO bit and EDE options only). A hit for an EDNS client gets those
+ * bytes with the current UDP size; a client without EDNS gets them cut before the OPT, as
+ * RFC 6891 §7 asks. The miss path serves its client through the same lookup, so a hit and
+ * the miss that filled it are the same bytes.
  */
 export class AnswerCache {
   /** Key → SlotStore handle. */
@@ -122,8 +123,10 @@ export class AnswerCache {
   }
 
   /**
-   * The question's wire bytes (name, type, class) with ASCII letters lowercased, then
-   * the DO bit: one flat string, unambiguous because wire names are length-prefixed.
+   * The question's wire bytes (name, type, class) with ASCII letters lowercased, then the
+   * DO and CD bits: one flat string, unambiguous because wire names are length-prefixed.
+   * CD is in the key so an answer fetched with checking disabled is never served to a
+   * client that asked for validation (and the other way round).
    */
   keyOf(ctx: QueryContext): string {
     const query = ctx.query;
@@ -132,20 +135,21 @@ export class AnswerCache {
       const c = query[HEADER_SIZE + i];
       keyScratch[i] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
     }
-    keyScratch[n] = ctx.dnssecOk ? 0x31 : 0x30;
+    keyScratch[n] = 0x30 | (ctx.dnssecOk ? 1 : 0) | (query[3] & 0x10 ? 2 : 0);
     return keyScratch.toString('latin1', 0, n + 1);
   }
 
   /**
    * Answer with TTLs counted down, the client's ID, RD bit and question bytes (case)
-   * copied in; null on miss or expiry.
+   * copied in, and an OPT advertising `udpSize` when the client sent EDNS; null on miss or
+   * expiry.
    */
-  get(ctx: QueryContext): Buffer | null {
-    return this.lookup(ctx, this.keyOf(ctx));
+  get(ctx: QueryContext, udpSize = DEFAULT_UDP_SIZE): Buffer | null {
+    return this.lookup(ctx, this.keyOf(ctx), udpSize);
   }
 
   /** `get` for a key the caller already computed with `keyOf(ctx)`. */
-  lookup(ctx: QueryContext, key: string): Buffer | null {
+  lookup(ctx: QueryContext, key: string, udpSize = DEFAULT_UDP_SIZE): Buffer | null {
     const handle = this.entries.get(key);
     if (handle === undefined) return null;
     const store = this.store;
@@ -172,9 +176,12 @@ export class AnswerCache {
       this.record(key, this.touch);
     }
 
-    const withOpt = ctx.ednsUdpSize > 0;
-    const out = Buffer.allocUnsafe(wireLength + (withOpt ? OPT_SIZE : 0));
-    slab.copy(out, 0, wireStart, wireStart + wireLength);
+    const optAt = slab.readUInt16LE(base + AT_OPT);
+    const hasOpt = optAt < wireLength;
+    const edns = ctx.ednsUdpSize > 0;
+    const outLength = edns ? (hasOpt ? wireLength : wireLength + OPT_FIXED_SIZE) : optAt;
+    const out = Buffer.allocUnsafe(outLength);
+    slab.copy(out, 0, wireStart, wireStart + Math.min(wireLength, outLength));
     setId(out, ctx.id);
     ctx.query.copy(out, HEADER_SIZE, HEADER_SIZE, questionEnd);
     out[2] = (out[2] & 0xfe) | (ctx.query[2] & 0x01);
@@ -186,9 +193,15 @@ export class AnswerCache {
         out.writeUInt32BE(Math.max(ttl, 0), offset);
       }
     }
-    if (withOpt) {
-      out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
-      writeOpt(out, wireLength, slab.readUInt16LE(base + AT_UDP), ctx.dnssecOk);
+    if (edns) {
+      if (hasOpt) {
+        out.writeUInt16BE(udpSize, optAt + 3);
+      } else {
+        out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+        writeOpt(out, wireLength, udpSize, 0, 0, 0);
+      }
+    } else if (hasOpt) {
+      out.writeUInt16BE(out.readUInt16BE(10) - 1, 10);
     }
     return out;
   }
@@ -212,17 +225,16 @@ export class AnswerCache {
     if (layout === null || layout.end !== answer.length) return;
     if (layout.questionEnd !== ctx.questionEnd || !sameQuestion(answer, ctx.query, ctx.questionEnd)) return;
 
-    let udpSize = DEFAULT_UDP_SIZE;
-    let storedLength = answer.length;
+    let optAt = answer.length;
     if (layout.optStart >= 0) {
-      // Cutting an OPT out of the middle would move the records after it and break any
-      // compression pointer into them; upstreams put OPT last, so just skip the odd case.
+      // Hits cut the OPT off for clients without EDNS, which only works when it is last;
+      // dns/edns.ts puts it there.
       if (layout.optEnd !== answer.length || answer[layout.optStart] !== 0) return;
       // A non-zero extended RCODE (BADVERS, BADCOOKIE, ...) is an error answer.
       if (answer[layout.optStart + 5] !== 0) return;
-      udpSize = Math.max(answer.readUInt16BE(layout.optStart + 3), 512);
-      storedLength = layout.optStart;
+      optAt = layout.optStart;
     }
+    const storedLength = answer.length;
 
     let lifetime = Number.POSITIVE_INFINITY;
     if (layout.answerTtls > 0) {
@@ -251,8 +263,6 @@ export class AnswerCache {
     const base = store.offsetOf(handle);
     const wireStart = base + META_SIZE + 2 * offsets.length;
     answer.copy(slab, wireStart, 0, storedLength);
-    if (storedLength !== answer.length)
-      slab.writeUInt16BE(slab.readUInt16BE(wireStart + 10) - 1, wireStart + 10);
     for (let i = 0; i < offsets.length; i++) {
       const at = wireStart + offsets[i];
       const ttl = Math.min(clamp(readTtl(slab, at), cfg.minTtl, cfg.maxTtl), cap);
@@ -265,7 +275,7 @@ export class AnswerCache {
     slab.writeDoubleLE(storedAt + lifetime * 1000, base + AT_EXPIRES);
     slab.writeUInt32LE(this.touch, base + AT_TOUCH);
     slab.writeUInt16LE(layout.questionEnd, base + AT_QEND);
-    slab.writeUInt16LE(udpSize, base + AT_UDP);
+    slab.writeUInt16LE(optAt, base + AT_OPT);
     slab.writeUInt16LE(offsets.length, base + AT_TTLS);
     slab.writeUInt16LE(storedLength, base + AT_WIRE_LEN);
 
@@ -290,19 +300,22 @@ function clamp(value: number, min: number, max: number): number {
   return value < min ? min : Math.min(value, max);
 }
 
-function writeOpt(out: Buffer, at: number, udpSize: number, dnssecOk: boolean): void {
-  out[at] = 0; // root name
-  out.writeUInt16BE(TYPE_OPT, at + 1);
-  out.writeUInt16BE(udpSize, at + 3);
-  out.writeUInt32BE(dnssecOk ? 0x8000 : 0, at + 5); // ext-rcode 0, version 0, DO
-  out.writeUInt16BE(0, at + 9); // no options
+/** A fetch under way for one key: its settled answer is shared by the waiters. */
+interface PendingFetch {
+  readonly fetch: Promise<StageResult>;
+  /** The leader, so waiters can report the upstream server that answered. */
+  readonly leader: QueryContext;
+  /** The answer in EDNS-client form once the fetch settled; null for none (drop). */
+  answer: Buffer | null;
 }
 
 /**
- * Cache in front of the upstream. A hit is answered synchronously (no promise). Misses
- * for the same key and EDNS presence that arrive while one is being fetched wait for that
- * fetch instead of querying the upstream again; each gets its own copy with its own ID,
- * RD bit and question case, and the same outcome when the fetch yields nothing or throws.
+ * Cache in front of the upstream. The stage behind it (forward) hands back answers in the
+ * EDNS-client form (dns/edns.ts) whatever the client sent; this stage stores that form and
+ * makes every client's answer from it. A hit is answered synchronously (no promise).
+ * Misses for the same key that arrive while one is being fetched wait for that fetch
+ * instead of querying the upstream again; each gets its own copy with its own ID, RD bit,
+ * question case and OPT, and the same outcome when the fetch yields nothing or throws.
  *
  * Bound: one pending entry per distinct key being fetched, so never more than the
  * in-flight queries the listeners admit; entries go when the fetch settles, which the
@@ -310,74 +323,82 @@ function writeOpt(out: Buffer, at: number, udpSize: number, dnssecOk: boolean): 
  */
 export class CacheStage implements Stage {
   readonly name = 'cache';
-  /**
-   * The fetch under way per key, and the leader's context so waiters can report the
-   * upstream server that answered.
-   */
-  private readonly pending = new Map<string, { fetch: Promise<StageResult>; leader: QueryContext }>();
+  private readonly pending = new Map<string, PendingFetch>();
 
   constructor(
     private readonly cache: AnswerCache,
     private readonly counters: Counters,
+    /** `limits.udp_max_payload`: the UDP size of the OPT on answers to EDNS clients. */
+    private readonly udpSize = DEFAULT_UDP_SIZE,
   ) {}
 
   handle(ctx: QueryContext, next: Handler): MaybePromise<StageResult> {
     const cache = this.cache;
     const key = cache.keyOf(ctx);
-    const hit = cache.lookup(ctx, key);
+    const hit = cache.lookup(ctx, key, this.udpSize);
     if (hit !== null) {
       this.counters.cacheHits++;
       ctx.cached = true;
       return hit;
     }
     this.counters.cacheMisses++;
-    // Clients with and without EDNS get answers that differ in their OPT record.
-    const fetchKey = ctx.ednsUdpSize > 0 ? `${key}\u0000e` : key;
-    const shared = this.pending.get(fetchKey);
+    const shared = this.pending.get(key);
     if (shared !== undefined) {
-      const leader = shared.leader;
-      return shared.fetch.then((answer) => {
-        if (answer === null) return null;
-        ctx.upstreamServer = leader.upstreamServer;
-        return answerForWaiter(answer, ctx, next);
+      return shared.fetch.then(() => {
+        if (shared.answer === null) return null;
+        ctx.upstreamServer = shared.leader.upstreamServer;
+        return this.answerFor(ctx, key, shared.answer);
       });
     }
 
     const result = next(ctx);
     if (result === null || Buffer.isBuffer(result)) {
-      if (result !== null) cache.set(ctx, result);
-      return result;
+      return result === null ? null : this.store(ctx, key, result);
     }
-    // One derived promise per miss, handed to the caller and to any waiters alike: it
-    // stores the answer and clears the pending entry before anyone downstream sees it.
-    // Waiters copy the leader's buffer (answerForWaiter); nothing changes it in place.
+    // One derived promise per miss, handed to the caller; waiters chain on it and read the
+    // settled answer from the entry. The callback stores the answer and clears the entry
+    // before anyone downstream sees it, and hands the leader a copy, never the shared buffer.
     const pending = this.pending;
-    const fetch = result.then(
-      (answer) => {
-        pending.delete(fetchKey);
-        if (answer !== null) cache.set(ctx, answer);
-        return answer;
-      },
-      (err: unknown) => {
-        pending.delete(fetchKey);
-        throw err;
-      },
-    );
-    pending.set(fetchKey, { fetch, leader: ctx });
-    return fetch;
+    const entry: PendingFetch = {
+      fetch: result.then(
+        (answer) => {
+          pending.delete(key);
+          entry.answer = answer;
+          return answer === null ? null : this.store(ctx, key, answer);
+        },
+        (err: unknown) => {
+          pending.delete(key);
+          throw err;
+        },
+      ),
+      leader: ctx,
+      answer: null,
+    };
+    pending.set(key, entry);
+    return entry.fetch;
   }
-}
 
-/** The leader's answer made the waiter's own: its ID, RD bit and question case. */
-function answerForWaiter(shared: Buffer, ctx: QueryContext, next: Handler): MaybePromise<StageResult> {
-  const hasQuestion = shared.length >= HEADER_SIZE + 2 && shared.readUInt16BE(4) === 1;
-  if (hasQuestion && !sameQuestion(shared, ctx.query, ctx.questionEnd)) {
-    // Same key but different wire name (non-ASCII case folding): not the waiter's answer.
-    return next(ctx);
+  private store(ctx: QueryContext, key: string, answer: Buffer): StageResult {
+    this.cache.set(ctx, answer);
+    return this.answerFor(ctx, key, answer);
   }
-  const out = Buffer.from(shared);
-  setId(out, ctx.id);
-  if (hasQuestion) ctx.query.copy(out, HEADER_SIZE, HEADER_SIZE, ctx.questionEnd);
-  out[2] = (out[2] & 0xfe) | (ctx.query[2] & 0x01);
-  return out;
+
+  /**
+   * `ctx`'s answer made from a fetched answer (EDNS-client form, to ctx's question: the key
+   * says so): through the cache when it was stored, so hit and miss are the same bytes; else
+   * a converted copy (the fetched buffer is shared with the waiters, so it is never changed).
+   */
+  private answerFor(ctx: QueryContext, key: string, answer: Buffer): StageResult {
+    const stored = this.cache.lookup(ctx, key, this.udpSize);
+    if (stored !== null) return stored;
+    let out = toEdnsClientForm(Buffer.from(answer), ctx.questionEnd, this.udpSize);
+    if (out === null) {
+      return synthesize(ctx.query, ctx.questionEnd, RCODE_SERVFAIL, ctx.ednsUdpSize, this.udpSize);
+    }
+    if (ctx.ednsUdpSize === 0) out = withoutOpt(out, lastFormOptStart(), false);
+    setId(out, ctx.id);
+    ctx.query.copy(out, HEADER_SIZE, HEADER_SIZE, ctx.questionEnd);
+    out[2] = (out[2] & 0xfe) | (ctx.query[2] & 0x01);
+    return out;
+  }
 }

@@ -47,6 +47,8 @@ export interface DotServer {
   readonly names: readonly string[];
   /** Size of every data chunk read, in order (first MAX_RECORDED kept): shows TLS record splits. */
   readonly chunkSizes: readonly number[];
+  /** Every query message exactly as received (without its length prefix; first MAX_RECORDED kept). */
+  readonly rawQueries: readonly Buffer[];
   close(): Promise<void>;
 }
 
@@ -97,6 +99,7 @@ export async function startDotServer(opts: DotServerOptions): Promise<DotServer>
   const timers = new Set<NodeJS.Timeout>();
   const names: string[] = [];
   const chunkSizes: number[] = [];
+  const rawQueries: Buffer[] = [];
   const stats = { connections: 0, queries: 0 };
 
   const later = (ms: number, fn: () => void) => {
@@ -184,6 +187,7 @@ export async function startDotServer(opts: DotServerOptions): Promise<DotServer>
           return;
         }
         stats.queries++;
+        if (rawQueries.length < MAX_RECORDED) rawQueries.push(Buffer.from(msg));
         if (names.length < MAX_RECORDED) names.push(query.questions?.[0]?.name ?? '');
         if (behaviour.drop) continue;
         if (behaviour.delayMs > 0) later(behaviour.delayMs, () => respond(query));
@@ -216,6 +220,7 @@ export async function startDotServer(opts: DotServerOptions): Promise<DotServer>
     },
     names,
     chunkSizes,
+    rawQueries,
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);
