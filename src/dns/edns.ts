@@ -18,6 +18,11 @@ export const QUERY_PADDING_BLOCK = 128;
 export const UPSTREAM_UDP_SIZE = 1232;
 const FLAG_DO = 0x8000;
 
+/** A big-endian 16-bit field; the caller has checked the bounds (Buffer's reader checks again per call). */
+function u16(buf: Buffer, at: number): number {
+  return (buf[at] << 8) | buf[at + 1];
+}
+
 /** Write an OPT record's fixed part at `at`: root name, TYPE OPT, the UDP size, ext-rcode, version 0, flags, RDLENGTH. */
 export function writeOpt(
   out: Buffer,
@@ -28,12 +33,16 @@ export function writeOpt(
   rdLength: number,
 ): void {
   out[at] = 0;
-  out.writeUInt16BE(TYPE_OPT, at + 1);
-  out.writeUInt16BE(udpSize, at + 3);
+  out[at + 1] = 0;
+  out[at + 2] = TYPE_OPT;
+  out[at + 3] = udpSize >> 8;
+  out[at + 4] = udpSize & 0xff;
   out[at + 5] = extRcode;
   out[at + 6] = 0;
-  out.writeUInt16BE(flags, at + 7);
-  out.writeUInt16BE(rdLength, at + 9);
+  out[at + 7] = flags >> 8;
+  out[at + 8] = flags & 0xff;
+  out[at + 9] = rdLength >> 8;
+  out[at + 10] = rdLength & 0xff;
 }
 
 /**
@@ -46,19 +55,34 @@ export function writeOpt(
  * left as the client's: the upstream connection writes its own.
  */
 export function upstreamQuery(query: Buffer, questionEnd: number, dnssecOk: boolean): Buffer {
-  const unpadded = questionEnd + OPT_FIXED_SIZE + 4;
-  const total = Math.ceil(unpadded / QUERY_PADDING_BLOCK) * QUERY_PADDING_BLOCK;
+  const optionAt = questionEnd + OPT_FIXED_SIZE;
+  const total = Math.ceil((optionAt + 4) / QUERY_PADDING_BLOCK) * QUERY_PADDING_BLOCK;
+  const padding = total - optionAt - 4;
   const out = Buffer.allocUnsafe(total);
   query.copy(out, 0, 0, questionEnd);
+  // Plain byte stores: this runs for every forwarded query (writeUInt16BE checks its
+  // arguments on each call).
   out[2] = query[2] & 0x79; // opcode, RD; QR, AA and TC cleared
   out[3] = query[3] & 0x30; // AD, CD; Z, RA and RCODE cleared
-  out.writeUInt16BE(1, 4);
-  out.writeUInt32BE(0, 6);
-  out.writeUInt16BE(1, 10);
-  const optionAt = questionEnd + OPT_FIXED_SIZE;
-  writeOpt(out, questionEnd, UPSTREAM_UDP_SIZE, 0, dnssecOk ? FLAG_DO : 0, total - optionAt);
-  out.writeUInt16BE(OPTION_PADDING, optionAt);
-  out.writeUInt16BE(total - optionAt - 4, optionAt + 2);
+  out[4] = 0;
+  out[5] = 1; // QDCOUNT
+  out[6] = out[7] = out[8] = out[9] = out[10] = 0;
+  out[11] = 1; // ARCOUNT: our OPT
+  out[questionEnd] = 0; // root owner
+  out[questionEnd + 1] = 0;
+  out[questionEnd + 2] = TYPE_OPT;
+  out[questionEnd + 3] = UPSTREAM_UDP_SIZE >> 8;
+  out[questionEnd + 4] = UPSTREAM_UDP_SIZE & 0xff;
+  out[questionEnd + 5] = 0; // extended RCODE
+  out[questionEnd + 6] = 0; // version
+  out[questionEnd + 7] = dnssecOk ? 0x80 : 0;
+  out[questionEnd + 8] = 0;
+  out[questionEnd + 9] = (padding + 4) >> 8;
+  out[questionEnd + 10] = (padding + 4) & 0xff;
+  out[optionAt] = 0;
+  out[optionAt + 1] = OPTION_PADDING;
+  out[optionAt + 2] = padding >> 8;
+  out[optionAt + 3] = padding & 0xff;
   out.fill(0, optionAt + 4);
   return out;
 }
@@ -76,17 +100,17 @@ let recordsEnd = 0;
 export function lastOptStart(msg: Buffer, questionEnd: number): number {
   const length = msg.length;
   if (length < HEADER_SIZE) return -2;
-  const before = msg.readUInt16BE(6) + msg.readUInt16BE(8);
-  const total = before + msg.readUInt16BE(10);
+  const before = u16(msg, 6) + u16(msg, 8);
+  const total = before + u16(msg, 10);
   let pos = questionEnd;
   let optStart = -1;
   for (let i = 0; i < total; i++) {
     const start = pos;
     pos = skipName(msg, pos, length);
     if (pos < 0 || pos + 10 > length) return -2;
-    const end = pos + 10 + msg.readUInt16BE(pos + 8);
+    const end = pos + 10 + u16(msg, pos + 8);
     if (end > length) return -2;
-    if (msg.readUInt16BE(pos) === TYPE_OPT) {
+    if (u16(msg, pos) === TYPE_OPT) {
       if (optStart >= 0 || i < before || pos !== start + 1) return -2;
       optStart = start;
     } else if (optStart >= 0) {
@@ -119,19 +143,19 @@ export function toEdnsClientForm(answer: Buffer, questionEnd: number, udpSize: n
     const end = recordsEnd;
     const out = Buffer.allocUnsafe(end + OPT_FIXED_SIZE);
     answer.copy(out, 0, 0, end);
-    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+    out.writeUInt16BE(u16(out, 10) + 1, 10);
     writeOpt(out, end, udpSize, 0, 0, 0);
     formOptStart = end;
     return out;
   }
   const rdStart = optStart + OPT_FIXED_SIZE;
-  const rdEnd = rdStart + answer.readUInt16BE(optStart + 9);
+  const rdEnd = rdStart + u16(answer, optStart + 9);
   let write = rdStart;
   for (let read = rdStart; read < rdEnd; ) {
     if (read + 4 > rdEnd) return null;
-    const next = read + 4 + answer.readUInt16BE(read + 2);
+    const next = read + 4 + u16(answer, read + 2);
     if (next > rdEnd) return null;
-    if (answer.readUInt16BE(read) === OPTION_EDE) {
+    if (u16(answer, read) === OPTION_EDE) {
       if (write !== read) answer.copyWithin(write, read, next);
       write += next - read;
     }
