@@ -22,6 +22,8 @@ export interface PeekedQuery {
   questionEnd: number;
   ednsUdpSize: number;
   dnssecOk: boolean;
+  /** Offset of the query's OPT record (for its options), -1 when it has none. */
+  optStart: number;
 }
 
 const MAX_NAME_WIRE = 255;
@@ -116,6 +118,7 @@ export function peekQuery(buf: Buffer): PeekedQuery {
     questionEnd: HEADER_SIZE,
     ednsUdpSize: 0,
     dnssecOk: false,
+    optStart: -1,
   };
   if (buf.length < HEADER_SIZE) return result;
   result.id = buf.readUInt16BE(0);
@@ -150,6 +153,7 @@ export function peekQuery(buf: Buffer): PeekedQuery {
     let pos = result.questionEnd;
     const total = ancount + nscount + arcount;
     for (let i = 0; i < total; i++) {
+      const start = pos;
       pos = skipName(buf, pos);
       if (pos < 0 || pos + 10 > buf.length) {
         result.status = PEEK_FORMERR;
@@ -160,6 +164,7 @@ export function peekQuery(buf: Buffer): PeekedQuery {
       if (i >= ancount + nscount && type === TYPE_OPT) {
         result.ednsUdpSize = Math.max(buf.readUInt16BE(pos + 2), 512);
         result.dnssecOk = (buf[pos + 6] & 0x80) !== 0;
+        if (pos === start + 1) result.optStart = start; // a root owner: options start 11 bytes in
       }
       pos += 10 + rdlen;
       if (pos > buf.length) {
