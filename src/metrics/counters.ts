@@ -14,25 +14,6 @@ export interface UpstreamCounts {
   timeout: number;
 }
 
-/** Hits of one domain list, by effective mode (audit when the list or the policy audits). */
-export interface ListHitCounts {
-  enforce: number;
-  audit: number;
-}
-
-/** Reads and fetches of one domain list, by outcome. */
-export interface ListRefreshCounts {
-  success: number;
-  failure: number;
-  not_modified: number;
-}
-
-/** Attempts of one kind, by outcome. */
-export interface ResultCounts {
-  success: number;
-  failure: number;
-}
-
 /** Fixed-bucket histogram (seconds), cheap to observe. */
 export class Histogram {
   readonly counts: Float64Array;
@@ -57,6 +38,25 @@ export class Histogram {
 export const UPSTREAM_DURATION_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 ];
+
+/** Hits of one domain list, by effective mode (audit when the list or the policy audits). */
+export interface ListHitCounts {
+  enforce: number;
+  audit: number;
+}
+
+/** Reads and fetches of one domain list, by outcome. */
+export interface ListRefreshCounts {
+  success: number;
+  failure: number;
+  not_modified: number;
+}
+
+/** Attempts of one kind, by outcome. */
+export interface ResultCounts {
+  success: number;
+  failure: number;
+}
 
 /** Policy name under which unmatched clients are counted. */
 export const UNMATCHED_POLICY = '';
