@@ -4,7 +4,7 @@
 // The hot path never touches prom-client (label hashing per increment costs more than
 // the query itself); each metric below resets and refills itself in `collect()`, so a
 // scrape always shows the Counters' exact current values. Label sets are bounded by
-// what Counters holds: policy and server names from the config, RCODEs 0..15.
+// what Counters holds: policy, server, list and listener names from the config, RCODEs 0..15.
 import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client';
 import { RCODE_NAMES } from '../dns/constants.js';
 import { type Counters, UNMATCHED_POLICY } from '../metrics/counters.js';
@@ -150,8 +150,112 @@ export function createMetricsRegistry(counters: Counters): Registry {
     () => counters.upstreamMismatched,
   );
 
+  registerListMetrics(registry, counters);
+  registerListenerMetrics(registry, counters);
+
   collectDefaultMetrics({ register: registry });
+  // prom-client's gauges named *_total break the convention that only counters end in _total
+  // (`promtool check metrics` flags them); nodejs_active_{handles,requests,resources}{type}
+  // stay, and sum() over them gives the same totals.
+  for (const name of MISNAMED_DEFAULT_GAUGES) registry.removeSingleMetric(name);
   return registry;
+}
+
+const MISNAMED_DEFAULT_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
+
+/** Domain-list families: series appear per list once the list has been loaded. */
+function registerListMetrics(registry: Registry, counters: Counters): void {
+  const registers = [registry];
+  new Gauge({
+    name: 'dns_tool_list_entries',
+    help: 'Names each domain list holds now.',
+    labelNames: ['list'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [list, entries] of counters.listEntries) this.set({ list }, entries);
+    },
+  });
+
+  new Counter({
+    name: 'dns_tool_list_hits_total',
+    help: 'Queries that matched an entry of a domain list, by list and effective mode (enforce, audit).',
+    labelNames: ['list', 'mode'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [list, hits] of counters.listHits) {
+        this.inc({ list, mode: 'enforce' }, hits.enforce);
+        this.inc({ list, mode: 'audit' }, hits.audit);
+      }
+    },
+  });
+
+  new Counter({
+    name: 'dns_tool_list_refreshes_total',
+    help: 'Reads and fetches of domain lists, by list and result (success, not_modified, failure).',
+    labelNames: ['list', 'result'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [list, refreshes] of counters.listRefreshes) {
+        this.inc({ list, result: 'success' }, refreshes.success);
+        this.inc({ list, result: 'not_modified' }, refreshes.not_modified);
+        this.inc({ list, result: 'failure' }, refreshes.failure);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'dns_tool_list_last_success_timestamp_seconds',
+    help: 'Unix time of the last successful read or fetch of each domain list.',
+    labelNames: ['list'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [list, at] of counters.listLastSuccess) this.set({ list }, at);
+    },
+  });
+}
+
+/** Client-identity and encrypted-listener families. */
+function registerListenerMetrics(registry: Registry, counters: Counters): void {
+  const registers = [registry];
+  plainCounter(
+    registry,
+    'dns_tool_proxy_protocol_errors_total',
+    'Datagrams dropped and connections closed for a missing or invalid PROXY protocol v2 header.',
+    () => counters.proxyProtocolErrors,
+  );
+
+  new Counter({
+    name: 'dns_tool_listener_cert_reloads_total',
+    help: 'Certificate and key reloads of encrypted listeners, by listener and result.',
+    labelNames: ['listener', 'result'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [listener, reloads] of counters.listenerCertReloads) {
+        this.inc({ listener, result: 'success' }, reloads.success);
+        this.inc({ listener, result: 'failure' }, reloads.failure);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'dns_tool_listener_cert_expiry_timestamp_seconds',
+    help: 'Unix time at which the leaf certificate of each encrypted listener expires.',
+    labelNames: ['listener'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [listener, notAfter] of counters.listenerCertExpiry) this.set({ listener }, notAfter);
+    },
+  });
 }
 
 function plainCounter(registry: Registry, name: string, help: string, read: () => number): void {

@@ -2,8 +2,8 @@
 // each policy and upstream server gets its counter object once per config generation,
 // and the admin server turns these into Prometheus text at scrape time.
 //
-// Bounded: one entry per configured policy / upstream server name ever loaded (names
-// come from the config file, never from traffic).
+// Bounded: one entry per configured policy / upstream server / list / listener name ever
+// loaded (names come from the config file, never from traffic).
 import type { Decision } from '../pipeline/context.js';
 
 export type DecisionCounts = Record<Decision, number>;
@@ -39,6 +39,25 @@ export const UPSTREAM_DURATION_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 ];
 
+/** Hits of one domain list, by effective mode (audit when the list or the policy audits). */
+export interface ListHitCounts {
+  enforce: number;
+  audit: number;
+}
+
+/** Reads and fetches of one domain list, by outcome. */
+export interface ListRefreshCounts {
+  success: number;
+  failure: number;
+  not_modified: number;
+}
+
+/** Attempts of one kind, by outcome. */
+export interface ResultCounts {
+  success: number;
+  failure: number;
+}
+
 /** Policy name under which unmatched clients are counted. */
 export const UNMATCHED_POLICY = '';
 
@@ -58,6 +77,21 @@ export class Counters {
   readonly reloads = { success: 0, failure: 0 };
   readonly upstreamDuration = new Histogram(UPSTREAM_DURATION_BUCKETS);
 
+  // Lists, client identity and encrypted listeners. Keyed by list or listener name from the
+  // config, like the maps above; each family is exposed (without series) before any is set.
+  /** Names each list holds now. */
+  readonly listEntries = new Map<string, number>();
+  readonly listHits = new Map<string, ListHitCounts>();
+  readonly listRefreshes = new Map<string, ListRefreshCounts>();
+  /** Unix seconds of each list's last successful read or fetch. */
+  readonly listLastSuccess = new Map<string, number>();
+  /** Datagrams dropped and connections closed for a missing or invalid PROXY v2 header. */
+  proxyProtocolErrors = 0;
+  /** Certificate and key reloads of each encrypted listener. */
+  readonly listenerCertReloads = new Map<string, ResultCounts>();
+  /** Unix seconds of the notAfter of each encrypted listener's leaf certificate. */
+  readonly listenerCertExpiry = new Map<string, number>();
+
   forPolicy(name: string): DecisionCounts {
     let c = this.decisions.get(name);
     if (c === undefined) {
@@ -74,6 +108,33 @@ export class Counters {
     if (c === undefined) {
       c = { ok: 0, error: 0, timeout: 0 };
       this.upstream.set(key, c);
+    }
+    return c;
+  }
+
+  forListHits(list: string): ListHitCounts {
+    let c = this.listHits.get(list);
+    if (c === undefined) {
+      c = { enforce: 0, audit: 0 };
+      this.listHits.set(list, c);
+    }
+    return c;
+  }
+
+  forListRefreshes(list: string): ListRefreshCounts {
+    let c = this.listRefreshes.get(list);
+    if (c === undefined) {
+      c = { success: 0, failure: 0, not_modified: 0 };
+      this.listRefreshes.set(list, c);
+    }
+    return c;
+  }
+
+  forListenerCertReloads(listener: string): ResultCounts {
+    let c = this.listenerCertReloads.get(listener);
+    if (c === undefined) {
+      c = { success: 0, failure: 0 };
+      this.listenerCertReloads.set(listener, c);
     }
     return c;
   }
