@@ -4,7 +4,7 @@ import type { UpstreamServerConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../metrics/counters.js';
 import { type FailureKind, UpstreamConnection, type UpstreamExchange } from './connection.js';
-import type { PeerCheck } from './tls-connect.js';
+import { type PeerCheck, type TrustStore, trustStoreFor } from './tls-connect.js';
 
 export interface UpstreamServerState {
   id: string;
@@ -76,6 +76,8 @@ export class UpstreamServer {
   private probe: ProbeExchange | null = null;
   private draining = false;
   private drained: (() => void) | null = null;
+  /** Parsed at the first connection and kept: the trust store does not change under one key. */
+  private trust: TrustStore | null | undefined;
 
   constructor(opts: UpstreamServerOptions) {
     this.id = opts.config.id;
@@ -193,11 +195,13 @@ export class UpstreamServer {
 
   private open(slot: number): UpstreamConnection {
     this.tried = true;
+    if (this.trust === undefined) this.trust = trustStoreFor(this.config);
     const conn = new UpstreamConnection(this.config, {
       idleTimeoutMs: this.idleTimeoutMs,
       connectTimeoutMs: this.timeoutMs,
       counters: this.counters,
       owner: this,
+      trust: this.trust,
     });
     this.pool[slot] = conn;
     return conn;
@@ -215,11 +219,19 @@ export class UpstreamServer {
 
   onConnectFailed(_conn: UpstreamConnection, reason: string, pinCheck: PeerCheck | null): void {
     this.verified = false;
-    if (pinCheck !== null && pinCheck.presented.length > 0) {
+    if (pinCheck !== null && pinCheck.failure !== 'no peer certificate') {
       this.counters.pinFailure(this.id);
       this.logger.warn(
-        { expected: this.config.pins, presented: pinCheck.presented, verifyCa: this.config.verifyCa },
-        'upstream certificate pin mismatch; connection closed before any query',
+        {
+          reason,
+          expected: this.config.pins,
+          presented: pinCheck.path,
+          presentedNotOnPath: pinCheck.offPath,
+          verifyCa: this.config.verifyCa,
+        },
+        pinCheck.failure === 'pin mismatch'
+          ? 'upstream certificate pin mismatch; connection closed before any query'
+          : 'upstream certificate path not verified; connection closed before any query',
       );
     } else if (!this.draining) {
       this.logger.warn({ reason }, 'upstream connection failed');
