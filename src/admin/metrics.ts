@@ -125,6 +125,20 @@ export function createMetricsRegistry(counters: Counters): Registry {
     },
   });
 
+  new Gauge({
+    name: 'dns_tool_upstream_up',
+    help: 'Whether each server of each upstream set of the running config is usable (1) or down (0).',
+    labelNames: ['upstream', 'server'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [key, health] of counters.upstreamUp) {
+        const cut = key.indexOf(UPSTREAM_KEY_SEPARATOR);
+        this.set({ upstream: key.slice(0, cut), server: key.slice(cut + 1) }, health.up ? 1 : 0);
+      }
+    },
+  });
+
   new Counter({
     name: 'dns_tool_config_reloads_total',
     help: 'Configuration reload attempts, by result.',

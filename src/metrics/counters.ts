@@ -14,6 +14,16 @@ export interface UpstreamCounts {
   timeout: number;
 }
 
+/** What the `dns_tool_upstream_up` gauge reads at scrape time: a server's live health. */
+export interface UpstreamHealth {
+  readonly up: boolean;
+}
+
+/** Key of one server of one upstream set in `upstreamUp` (the same form as `upstream`'s keys). */
+export function upstreamServerKey(set: string, server: string): string {
+  return `${set}\u0000${server}`;
+}
+
 /** Fixed-bucket histogram (seconds), cheap to observe. */
 export class Histogram {
   readonly counts: Float64Array;
@@ -75,6 +85,12 @@ export class Counters {
   /** Unix seconds of the verified leaf certificate's notAfter, by server id. */
   readonly certExpiry = new Map<string, number>();
   readonly reloads = { success: 0, failure: 0 };
+  /**
+   * Health of every server of every upstream set of the running config, by
+   * upstreamServerKey. Replaced as a whole when a config generation becomes the running
+   * one, so servers that left are no longer exposed; bounded by the configured servers.
+   */
+  upstreamUp: ReadonlyMap<string, UpstreamHealth> = new Map();
   readonly upstreamDuration = new Histogram(UPSTREAM_DURATION_BUCKETS);
 
   // Lists, client identity and encrypted listeners. Keyed by list or listener name from the

@@ -6,7 +6,7 @@ import type { UpstreamServerConfig } from '../config/types.js';
 import { HEADER_SIZE } from '../dns/constants.js';
 import { sameQuestion } from '../dns/wire.js';
 import type { Counters } from '../metrics/counters.js';
-import { checkPeer, type PeerCheck, tlsOptions } from './tls-connect.js';
+import { checkPeer, type PeerCheck, type TrustStore, tlsOptions } from './tls-connect.js';
 
 /**
  * Why an exchange failed: `connect` = the connection never got through TCP, TLS, CA or pin
@@ -28,7 +28,7 @@ export interface UpstreamExchange {
 /** What a connection tells the server that owns it. */
 export interface ConnectionOwner {
   onVerified(conn: UpstreamConnection, check: PeerCheck): void;
-  /** The connection could not be established or failed the peer check. */
+  /** The connection could not be established, or failed the peer check (`pinCheck` then says how). */
   onConnectFailed(conn: UpstreamConnection, reason: string, pinCheck: PeerCheck | null): void;
   /** Called once, before its exchanges are failed, so a retry can open a fresh connection. */
   onClosed(conn: UpstreamConnection): void;
@@ -42,6 +42,8 @@ export interface ConnectionOptions {
   connectTimeoutMs: number;
   counters: Counters;
   owner: ConnectionOwner;
+  /** Where the pin check's path ends (the server's parsed ca_file or the system roots); null when no pins. */
+  trust: TrustStore | null;
 }
 
 /**
@@ -143,10 +145,10 @@ export class UpstreamConnection {
   }
 
   private onSecure(): void {
-    const check = checkPeer(this.socket, this.server);
+    const check = checkPeer(this.socket, this.server, this.opts.trust);
     if (!check.ok) {
       this.pinCheck = check;
-      this.failure = check.presented.length > 0 ? 'pin mismatch' : 'peer certificate not verified';
+      this.failure = check.failure ?? 'peer certificate not verified';
       this.socket.destroy();
       return;
     }

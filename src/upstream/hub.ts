@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { UpstreamServerConfig, UpstreamSetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import type { Counters } from '../metrics/counters.js';
+import { type Counters, type UpstreamHealth, upstreamServerKey } from '../metrics/counters.js';
 import { UpstreamServer } from './server.js';
 import { UpstreamSet } from './set.js';
 
@@ -44,6 +44,8 @@ export class UpstreamHub {
   private readonly logger: Logger;
   private readonly counters: Counters;
   private readonly now: () => number;
+  /** False until a generation's sets were published to the `dns_tool_upstream_up` gauge. */
+  private published = false;
 
   constructor(deps: UpstreamHubDeps) {
     this.logger = deps.logger;
@@ -81,16 +83,31 @@ export class UpstreamHub {
       });
       sets.set(name, new UpstreamSet(setConfig, servers, this.counters, this.now));
     }
+    // The first generation is the running one as soon as it is built; later ones become
+    // it at retain(), which is also told when a reload was abandoned.
+    if (!this.published) this.publish(sets.values());
     return sets;
   }
 
+  /** Point the `dns_tool_upstream_up` gauge at the servers of `running`, and only them. */
+  private publish(running: Iterable<UpstreamSet>): void {
+    this.published = true;
+    const up = new Map<string, UpstreamHealth>();
+    for (const set of running) for (const s of set.servers) up.set(upstreamServerKey(set.name, s.id), s);
+    this.counters.upstreamUp = up;
+  }
+
   /**
-   * After a generation swap: servers not referenced by `inUse` are drained (in-flight
-   * queries finish, bounded by their deadline and at most `graceMs`) and closed.
+   * After a generation swap (or a reload given up, with the old sets): `inUse` is the
+   * running generation's sets, which the `dns_tool_upstream_up` gauge now shows; servers
+   * they do not reference are drained (in-flight queries finish, bounded by their
+   * deadline and at most `graceMs`) and closed.
    */
   async retain(inUse: Iterable<UpstreamSet>, graceMs = DEFAULT_DRAIN_GRACE_MS): Promise<void> {
+    const running = [...inUse];
+    this.publish(running);
     const keep = new Set<UpstreamServer>();
-    for (const set of inUse) for (const s of set.servers) keep.add(s);
+    for (const set of running) for (const s of set.servers) keep.add(s);
     const dropped: UpstreamServer[] = [];
     for (const [key, server] of this.servers) {
       if (keep.has(server)) continue;

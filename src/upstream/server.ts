@@ -4,11 +4,26 @@ import type { UpstreamServerConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../metrics/counters.js';
 import { type FailureKind, UpstreamConnection, type UpstreamExchange } from './connection.js';
-import type { PeerCheck } from './tls-connect.js';
+import { type PeerCheck, type TrustStore, trustStoreFor } from './tls-connect.js';
+
+/**
+ * Why a server is down. `unreachable`: no verified connection could be made (TCP refused
+ * or reset, TLS handshake failed or timed out, CA, name or pin check failed). Such a server
+ * takes no client query until a background probe gets an answer from it: otherwise every
+ * query would pay a handshake that fails again (and log it), or wait for one to time out,
+ * while its set could answer from another server or say SERVFAIL at once.
+ * `slow`: an attempt had no answer within timeout_ms on a verified connection. That server
+ * is skipped while another of its set is up, but still tried when none is (today's
+ * behaviour, kept on purpose): its connection stays open, so trying it costs no handshake,
+ * a late answer beats SERVFAIL, and timeout_ms bounds what a query waits for it.
+ */
+export type DownReason = 'unreachable' | 'slow';
 
 export interface UpstreamServerState {
   id: string;
   up: boolean;
+  /** Why the server is down; null while up. */
+  down: DownReason | null;
   connected: boolean;
   verified: boolean;
   lastError: string | null;
@@ -52,8 +67,13 @@ export class UpstreamServer {
   readonly id: string;
   readonly key: string;
   readonly config: UpstreamServerConfig;
-  /** Health: false after a failure until a probe (or any query) gets an answer. */
+  /**
+   * Health: false after a failure until a probe gets an answer (a `slow` server also comes
+   * back when any query it was sent is answered).
+   */
   up = true;
+  /** Why the server is down; null while up. */
+  down: DownReason | null = null;
   verified = false;
   /** True once any connection was attempted: before that, readiness is presumed. */
   tried = false;
@@ -76,6 +96,8 @@ export class UpstreamServer {
   private probe: ProbeExchange | null = null;
   private draining = false;
   private drained: (() => void) | null = null;
+  /** Parsed at the first connection and kept: the trust store does not change under one key. */
+  private trust: TrustStore | null | undefined;
 
   constructor(opts: UpstreamServerOptions) {
     this.id = opts.config.id;
@@ -96,6 +118,7 @@ export class UpstreamServer {
     return {
       id: this.id,
       up: this.up,
+      down: this.down,
       connected: this.pool.some((c) => c?.isReady === true),
       verified: this.verified,
       lastError: this.lastError,
@@ -110,9 +133,16 @@ export class UpstreamServer {
    * light traffic over several connections left each mostly idle, and an idle TLS
    * connection meets delayed ACKs: measured at 1000 QPS with 2 connections, p99 4.2 ms
    * and max 48 ms, against 2.0 ms and 5 ms on one. False when draining or every
-   * connection is full: the caller tries another server.
+   * connection is full, or while the server is down as `unreachable`: the caller tries
+   * another server (or answers SERVFAIL at once when none is left).
    */
   send(ex: UpstreamExchange): boolean {
+    if (this.down === 'unreachable') return false;
+    return this.dispatch(ex);
+  }
+
+  /** send() without the health gate: the probe of an unreachable server goes through here. */
+  private dispatch(ex: UpstreamExchange): boolean {
     if (this.draining) return false;
     let best: UpstreamConnection | null = null;
     let freeSlot = -1;
@@ -134,28 +164,71 @@ export class UpstreamServer {
 
   /** Open every connection now, so readiness reflects the real handshake. */
   warm(): void {
-    if (this.draining) return;
+    // An unreachable server is reconnected by its probe, at the probe's backoff.
+    if (this.draining || this.down === 'unreachable') return;
     for (let i = 0; i < this.pool.length; i++) if (this.pool[i] === null) this.open(i);
   }
 
   /** An answer arrived from this server after `ms`. */
   answered(ms: number): void {
     this.latencyMs = this.latencyMs === 0 ? ms : this.latencyMs + EWMA_WEIGHT * (ms - this.latencyMs);
-    if (!this.up) this.markUp();
+    // An unreachable server comes back through its probe only, so a server whose new
+    // connections keep failing while an older one still answers changes state at the
+    // probe's pace (and logs that often), not at the pace of client queries.
+    if (!this.up && this.down !== 'unreachable') this.markUp();
   }
 
-  /** Take the server out of rotation; a probe at backoff expiry brings it back. */
+  /** An attempt had no answer within timeout_ms: out of rotation (`slow`) until a probe answers. */
   markDown(reason: string): void {
+    this.goDown(reason, 'slow', null);
+  }
+
+  /**
+   * Record a failure. A change of state (up → down, or slow → unreachable) is logged once,
+   * at warn; a failure that changes nothing (the server is already down for it, as when
+   * each probe fails again) only at debug. The probe schedule starts at the first failure.
+   */
+  private goDown(reason: string, kind: DownReason, check: PeerCheck | null): void {
     this.lastError = reason;
-    if (!this.up) return; // already down: the pending probe owns the backoff
+    const wasUp = this.up;
+    if (!wasUp && (this.down === kind || kind === 'slow')) {
+      this.logger.debug({ reason }, 'upstream server still down');
+      return;
+    }
     this.up = false;
-    this.backoffMs = this.backoffMinMs;
-    this.logger.warn({ reason, retryInMs: this.backoffMs }, 'upstream server marked down');
-    this.scheduleProbe();
+    this.down = kind;
+    if (wasUp) {
+      this.backoffMs = this.backoffMinMs;
+      this.scheduleProbe(); // else the pending probe owns the backoff
+    }
+    const retryInMs = this.backoffMs;
+    if (check !== null) {
+      this.logger.warn(
+        {
+          reason,
+          expected: this.config.pins,
+          presented: check.path,
+          presentedNotOnPath: check.offPath,
+          verifyCa: this.config.verifyCa,
+          retryInMs,
+        },
+        check.failure === 'pin mismatch'
+          ? 'upstream certificate pin mismatch; connection closed before any query; server down until a probe succeeds'
+          : 'upstream certificate path not verified; connection closed before any query; server down until a probe succeeds',
+      );
+    } else if (kind === 'unreachable') {
+      this.logger.warn(
+        { reason, retryInMs },
+        'upstream server unreachable; no queries until a probe succeeds',
+      );
+    } else {
+      this.logger.warn({ reason, retryInMs }, 'upstream server marked down');
+    }
   }
 
   private markUp(): void {
     this.up = true;
+    this.down = null;
     this.backoffMs = this.backoffMinMs;
     this.cancelProbe();
     this.logger.info('upstream server up again');
@@ -193,11 +266,13 @@ export class UpstreamServer {
 
   private open(slot: number): UpstreamConnection {
     this.tried = true;
+    if (this.trust === undefined) this.trust = trustStoreFor(this.config);
     const conn = new UpstreamConnection(this.config, {
       idleTimeoutMs: this.idleTimeoutMs,
       connectTimeoutMs: this.timeoutMs,
       counters: this.counters,
       owner: this,
+      trust: this.trust,
     });
     this.pool[slot] = conn;
     return conn;
@@ -215,16 +290,11 @@ export class UpstreamServer {
 
   onConnectFailed(_conn: UpstreamConnection, reason: string, pinCheck: PeerCheck | null): void {
     this.verified = false;
-    if (pinCheck !== null && pinCheck.presented.length > 0) {
-      this.counters.pinFailure(this.id);
-      this.logger.warn(
-        { expected: this.config.pins, presented: pinCheck.presented, verifyCa: this.config.verifyCa },
-        'upstream certificate pin mismatch; connection closed before any query',
-      );
-    } else if (!this.draining) {
-      this.logger.warn({ reason }, 'upstream connection failed');
-    }
-    if (!this.draining) this.markDown(reason);
+    // Every failed pin check is counted (probes too): the counter says how often a key
+    // that is not pinned was offered, the log says when the server went down.
+    const pinFailed = pinCheck !== null && pinCheck.failure !== 'no peer certificate';
+    if (pinFailed) this.counters.pinFailure(this.id);
+    if (!this.draining) this.goDown(reason, 'unreachable', pinFailed ? pinCheck : null);
   }
 
   onClosed(conn: UpstreamConnection): void {
@@ -258,7 +328,7 @@ export class UpstreamServer {
     if (this.up || this.draining) return;
     const probe = new ProbeExchange(this, this.now());
     this.probe = probe;
-    if (!this.send(probe)) this.probeFailed(probe, 'no connection available for the probe');
+    if (!this.dispatch(probe)) this.probeFailed(probe, 'no connection available for the probe');
     else probe.arm(this.timeoutMs);
   };
 
@@ -267,6 +337,7 @@ export class UpstreamServer {
     if (this.probe !== probe) return;
     this.probe = null;
     this.answered(this.now() - probe.startedAt);
+    if (!this.up) this.markUp();
   }
 
   /** @internal called by ProbeExchange */

@@ -121,14 +121,18 @@ const CACHE_HITS = seriesKey('dns_tool_cache_hits_total', {});
 const CACHE_MISSES = seriesKey('dns_tool_cache_misses_total', {});
 const MALFORMED = seriesKey('dns_tool_malformed_total', {});
 const DURATION_COUNT = seriesKey('dns_tool_upstream_duration_seconds_count', {});
+const upGauge = (set: string, server: DotServer) =>
+  seriesKey('dns_tool_upstream_up', { server: server.id, upstream: set });
 
 /**
  * Series that change without traffic: probes of the down `badpin` server each fail a pin
- * check, and the duration histogram's buckets and sum are checked on their own.
+ * check, the up gauge follows server health (checked by value where it matters), and the
+ * duration histogram's buckets and sum are checked on their own.
  */
 function movesOnItsOwn(key: string): boolean {
   return (
     key === pinFailures(unpinned) ||
+    key.startsWith('dns_tool_upstream_up{') ||
     key.startsWith('dns_tool_upstream_duration_seconds_bucket') ||
     key === seriesKey('dns_tool_upstream_duration_seconds_sum', {})
   );
@@ -189,7 +193,7 @@ after(async () => {
 });
 
 describe('/metrics counts known traffic exactly', () => {
-  test('a pin mismatch: one pin failure, one upstream error, SERVFAIL', async () => {
+  test('a pin mismatch: the down server gets no query (no handshake, no pin failure), SERVFAIL', async () => {
     // The down server is probed with backoff, and each probe fails the pin check too. Start
     // right after a failure: the next probe is at least BACKOFF_MIN_MS away.
     const counted = () => gw.gateway.counters.pinFailures.get(unpinned.id) ?? 0;
@@ -208,14 +212,13 @@ describe('/metrics counts known traffic exactly', () => {
     );
 
     assert.equal(rcodeName(answer), 'SERVFAIL');
-    assert.equal(
-      after.get(pinFailures(unpinned))?.value,
-      (before.get(pinFailures(unpinned))?.value ?? 0) + 1,
-    );
+    // Pin failures are counted per handshake (start-up and probes); the query adds none.
+    assert.equal(after.get(pinFailures(unpinned))?.value, before.get(pinFailures(unpinned))?.value);
+    assert.equal(after.get(upGauge('badpin', unpinned))?.value, 0);
     assertDeltas(before, after, {
       [q('wrong-pin', 'allowed')]: 1,
       [responses('SERVFAIL')]: 1,
-      [upstream('badpin', unpinned, 'error')]: 1,
+      [upstream('badpin', unpinned, 'error')]: 0,
       [upstream('badpin', unpinned, 'ok')]: 0,
     });
   });
@@ -282,17 +285,20 @@ describe('/metrics counts known traffic exactly', () => {
       [responses('SERVFAIL')]: 1,
       [upstream('slow', silent, 'timeout')]: 1,
     });
+    assert.equal(after.get(upGauge('slow', silent))?.value, 0, 'a timeout takes the server down');
   });
 
-  test('a certificate the CA did not sign: one upstream error, no pin failure', async () => {
+  test('a certificate the CA did not sign: server down, no query sent, no pin failure', async () => {
     const before = await scrape();
     const answer = await udpQuery(gw.port, 'ca.example', { from: '127.0.0.7' });
     const after = await scrape();
     assert.equal(rcodeName(answer), 'SERVFAIL');
+    // Its start-up handshake failed: it takes no query until a probe succeeds.
+    assert.equal(after.get(upGauge('badca', impostor))?.value, 0);
     assertDeltas(before, after, {
       [q('wrong-ca', 'allowed')]: 1,
       [responses('SERVFAIL')]: 1,
-      [upstream('badca', impostor, 'error')]: 1,
+      [upstream('badca', impostor, 'error')]: 0,
     });
     assert.equal(after.get(pinFailures(impostor)), undefined, 'a CA failure is not a pin failure');
   });
