@@ -1,6 +1,7 @@
 // One upstream DoT server: its pool of persistent connections, its health (down with
 // exponential backoff, probed back up with a real query) and the state readiness reads.
 import type { UpstreamServerConfig } from '../config/types.js';
+import { upstreamQuery } from '../dns/edns.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../metrics/counters.js';
 import { type FailureKind, UpstreamConnection, type UpstreamExchange } from './connection.js';
@@ -60,8 +61,10 @@ const SPILL_AT = 64;
 const EWMA_WEIGHT = 0.3;
 
 /** `. NS`, RD=1: what a probe asks. Its ID is replaced by the connection. */
-const PROBE_QUERY = Buffer.from([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]);
-const PROBE_QUESTION_END = PROBE_QUERY.length;
+const PROBE_QUESTION = Buffer.from([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]);
+const PROBE_QUESTION_END = PROBE_QUESTION.length;
+/** Written like every other upstream query: our OPT, padded to 128 octets. */
+const PROBE_QUERY = upstreamQuery(PROBE_QUESTION, PROBE_QUESTION_END, false);
 
 export class UpstreamServer {
   readonly id: string;
