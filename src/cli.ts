@@ -3,18 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { runPin } from './commands/pin.js';
 import { configFromFlags } from './config/flags.js';
-import { ConfigError, loadConfigFile } from './config/load.js';
+import { ConfigError, type LoadedConfig, loadConfigFile, loadConfigSource } from './config/load.js';
 import type { GatewayConfig } from './config/types.js';
+import { ExitCode } from './exit-codes.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 import { runPrimary } from './workers/primary.js';
 import { isGatewayWorker, runWorker } from './workers/worker.js';
-
-/** Exit codes, also listed in the README. */
-export const EXIT_OK = 0;
-export const EXIT_CONFIG = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_START = 3;
 
 const USAGE = `dns-tool — DNS policy gateway: plain DNS in, per-network policy, pinned DNS-over-TLS out
 
@@ -41,11 +36,11 @@ async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === '--help' || first === '-h' || first === 'help' || first === '-help') {
     process.stdout.write(`${USAGE}\n`);
-    return EXIT_OK;
+    return ExitCode.ok;
   }
   if (first === '--version' || first === '-version' || first === '-v') {
     process.stdout.write(`dns-tool ${version()}\n`);
-    return EXIT_OK;
+    return ExitCode.ok;
   }
   if (first === 'check') {
     if (rest.length !== 1) return usage('check takes exactly one FILE');
@@ -59,17 +54,17 @@ async function main(argv: string[]): Promise<number> {
 
 function usage(message: string): number {
   process.stderr.write(`dns-tool: ${message}\n\n${USAGE}\n`);
-  return EXIT_USAGE;
+  return ExitCode.usage;
 }
 
 async function check(path: string): Promise<number> {
   const loaded = await loadConfigFile(path);
   if ('problems' in loaded) {
     process.stderr.write(`${new ConfigError(path, loaded.problems).format()}\n`);
-    return EXIT_CONFIG;
+    return ExitCode.invalidConfig;
   }
   process.stdout.write(`${path}: ok\n`);
-  return EXIT_OK;
+  return ExitCode.ok;
 }
 
 async function serveFromArgs(args: string[]): Promise<number> {
@@ -80,16 +75,22 @@ async function serveFromArgs(args: string[]): Promise<number> {
     else if (a.startsWith('--config=')) configPath = a.slice('--config='.length);
   }
   let config: GatewayConfig;
+  let loaded: LoadedConfig | null = null;
   if (configPath !== null) {
     if (args.length !== 2 && !(args.length === 1 && args[0].startsWith('--config='))) {
       return usage(`unexpected arguments beside --config: ${args.join(' ')}`);
     }
-    const loaded = await loadConfigFile(configPath);
-    if ('problems' in loaded) {
-      process.stderr.write(`${new ConfigError(configPath, loaded.problems).format()}\n`);
-      return EXIT_CONFIG;
+    // `workers: N > 1` splits serving over N processes (src/workers/); the same command line
+    // runs in each, and this is where the roles part. A worker runs the config its primary
+    // validated and hands it, never the file as it is now (it may have changed since).
+    if (isGatewayWorker()) return runWorker();
+    const fromFile = await loadConfigSource(configPath);
+    if ('problems' in fromFile) {
+      process.stderr.write(`${new ConfigError(configPath, fromFile.problems).format()}\n`);
+      return ExitCode.invalidConfig;
     }
-    config = loaded.config;
+    config = fromFile.config;
+    loaded = fromFile;
   } else {
     let fromFlags: GatewayConfig | null;
     try {
@@ -97,22 +98,24 @@ async function serveFromArgs(args: string[]): Promise<number> {
     } catch (err) {
       if (err instanceof ConfigError) {
         process.stderr.write(`${err.format()}\n`);
-        return EXIT_USAGE;
+        return ExitCode.usage;
       }
       throw err;
     }
     if (fromFlags === null) return usage(`unknown arguments: ${args.join(' ')}`);
     config = fromFlags;
   }
-  return serve(config, configPath);
+  return serve(config, configPath, loaded);
 }
 
-async function serve(config: GatewayConfig, configPath: string | null): Promise<number> {
+async function serve(
+  config: GatewayConfig,
+  configPath: string | null,
+  loaded: LoadedConfig | null,
+): Promise<number> {
   const logger = createLogger(config.log.level);
-  // `workers: N > 1` splits serving over N processes (src/workers/); the same command line
-  // runs in each, and this is where the roles part. `workers` only exists in config files.
-  if (configPath !== null && isGatewayWorker()) return runWorker(config, configPath, logger);
-  if (configPath !== null && config.workers > 1) return runPrimary({ config, configPath, logger });
+  // `workers` only exists in config files; the primary hands what it loaded to every worker.
+  if (loaded !== null && config.workers > 1) return runPrimary({ loaded, logger });
   // Signals are taken from the first moment: Node's default for SIGHUP would kill a gateway
   // that is still starting. What arrives during startup is acted on once it is up.
   let gateway: Gateway | null = null;
@@ -138,7 +141,7 @@ async function serve(config: GatewayConfig, configPath: string | null): Promise<
     logger.fatal({ err }, 'could not start');
     logger.flush();
     process.stderr.write(`dns-tool: ${(err as Error).message}\n`);
-    return EXIT_START;
+    return ExitCode.cannotStart;
   }
   const running = gateway;
   return new Promise<number>((resolve) => {
@@ -150,7 +153,7 @@ async function serve(config: GatewayConfig, configPath: string | null): Promise<
       running.stop().then(() => {
         logger.info('stopped');
         logger.flush();
-        resolve(EXIT_OK);
+        resolve(ExitCode.ok);
       });
     };
     if (stopSignal !== null) onStop(stopSignal);
@@ -166,6 +169,6 @@ main(process.argv.slice(2)).then(
   },
   (err) => {
     process.stderr.write(`dns-tool: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(EXIT_START);
+    process.exit(ExitCode.cannotStart);
   },
 );

@@ -1,35 +1,40 @@
 // Turns config text into a frozen GatewayConfig or a list of positioned problems: YAML
 // parsing with source positions, then schema, semantic checks and freezing, in that order.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { freezeConfig, type RawConfig } from './freeze.js';
+import type { ConfigProblem, Locator } from './problems.js';
 import { schemaProblems } from './schema.js';
-import { semanticProblems } from './semantic.js';
+import { type ReadConfigFile, semanticProblems } from './semantic.js';
 import type { GatewayConfig } from './types.js';
 
-/** One thing wrong with a config. line/col are 1-based; 0/0 means "no position" (e.g. flags). */
-export interface ConfigProblem {
-  line: number;
-  col: number;
-  message: string;
-}
+// The shared vocabulary lives in problems.ts (so schema and semantic need not import this
+// file); it is re-exported here for the callers that know only the loader.
+export { type ConfigPath, type ConfigProblem, type Locator, NO_POSITION } from './problems.js';
 
 export type ConfigResult = { config: GatewayConfig } | { problems: ConfigProblem[] };
 
-/** A path into the config data: map keys and sequence indexes, as ajv's instancePath spells them. */
-export type ConfigPath = readonly (string | number)[];
-
 /**
- * Finds where a path is written. `key` asks for the key of the last segment (for unknown keys);
- * `value` for its value. A path that is not in the source (a default, a missing key) resolves to
- * the nearest written ancestor.
+ * Everything a config is built from: its text, where it came from, and the contents of every
+ * file it names (ca_file) as they were read when it was validated. Building from it reads
+ * nothing from disk, so the primary sends it to its workers and each one builds the very
+ * config the primary validated, whatever the files hold by then. It is plain data (it
+ * crosses the IPC channel as JSON).
  */
-export type Locator = (path: ConfigPath, at: 'key' | 'value') => { line: number; col: number };
+export interface ConfigSource {
+  readonly text: string;
+  /** The file's path as given on the command line, for messages. */
+  readonly path: string;
+  /** Absolute directory that relative file names in the config (ca_file) are taken from. */
+  readonly baseDir: string;
+  /** The named files' contents by absolute path. */
+  readonly files: readonly (readonly [path: string, contents: string])[];
+}
 
-/** Used where there is no source text to point into. */
-export const NO_POSITION: Locator = () => ({ line: 0, col: 0 });
+export type LoadedConfig = { config: GatewayConfig; source: ConfigSource };
 
 /** Stable code so callers can tell config errors from others without instanceof. */
 export const CONFIG_ERROR_CODE = 'ERR_DNS_TOOL_CONFIG';
@@ -58,9 +63,15 @@ export function formatProblems(source: string, problems: readonly ConfigProblem[
 
 /**
  * Parse + schema + semantic + freeze. Never throws for bad input: returns problems, all of them,
- * sorted by position. Reads ca_file contents; paths are relative to baseDir.
+ * sorted by position. Reads ca_file contents through `readFile` (default: from disk); relative
+ * paths are taken from baseDir.
  */
-export function parseConfig(text: string, source: string, baseDir: string): ConfigResult {
+export function parseConfig(
+  text: string,
+  source: string,
+  baseDir: string,
+  readFile?: ReadConfigFile,
+): ConfigResult {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -92,18 +103,47 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
     return { problems: [{ line: 1, col: 1, message: (err as Error).message }] };
   }
   const hash = createHash('sha256').update(text).digest('hex');
-  return buildConfig(raw, yamlLocator(doc, lineCounter), { source, hash, baseDir });
+  return buildConfig(raw, yamlLocator(doc, lineCounter), { source, hash, baseDir }, readFile);
 }
 
 /** Reads and parses a config file; a relative ca_file is taken from the file's directory. */
 export async function loadConfigFile(path: string): Promise<ConfigResult> {
+  const loaded = await loadConfigSource(path);
+  return 'problems' in loaded ? loaded : { config: loaded.config };
+}
+
+/** loadConfigFile, plus the source the config was built from (see ConfigSource). */
+export async function loadConfigSource(path: string): Promise<LoadedConfig | { problems: ConfigProblem[] }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     return { problems: [{ line: 0, col: 0, message: `cannot read config file: ${(err as Error).message}` }] };
   }
-  return parseConfig(text, path, dirname(resolve(path)));
+  const baseDir = dirname(resolve(path));
+  // Every file the checks read is recorded, so the source carries exactly the bytes validated.
+  const files = new Map<string, string>();
+  const result = parseConfig(text, path, baseDir, (file) => {
+    const contents = readFileSync(file, 'utf8');
+    files.set(file, contents);
+    return contents;
+  });
+  if ('problems' in result) return result;
+  return { config: result.config, source: { text, path, baseDir, files: [...files] } };
+}
+
+/**
+ * Builds the config `source` describes without touching the disk: a file it names is taken
+ * from `source.files`, and one missing there is a problem, as an unreadable file would be.
+ * The same source gives the same config, hash included, in every process.
+ */
+export function parseConfigSource(source: ConfigSource): ConfigResult {
+  const files = new Map(source.files);
+  return parseConfig(source.text, source.path, source.baseDir, (file) => {
+    const contents = files.get(file);
+    if (contents === undefined) throw new Error('not among the files sent with the config');
+    return contents;
+  });
 }
 
 /** The `check` command's core: "FILE:LINE:COL: message" lines, none when the file is valid. */
@@ -126,9 +166,10 @@ export function buildConfig(
   raw: unknown,
   locate: Locator,
   meta: { source: string; hash: string; baseDir: string },
+  readFile?: ReadConfigFile,
 ): ConfigResult {
   const problems = schemaProblems(raw, locate);
-  const semantic = semanticProblems(raw, locate, meta.baseDir);
+  const semantic = semanticProblems(raw, locate, meta.baseDir, readFile);
   problems.push(...semantic.problems);
   if (problems.length > 0) return { problems: sortProblems(problems) };
   return { config: freezeConfig(raw as RawConfig, semantic.caFiles, meta) };

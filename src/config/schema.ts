@@ -2,7 +2,7 @@
 // positioned, readable problems. Validation also fills in the schema's defaults.
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import type { ConfigPath, ConfigProblem, Locator } from './load.js';
+import { type ConfigPath, type ConfigProblem, describePath, type Locator } from './problems.js';
 
 // The schema sits outside src/ so it ships as a plain file (editors can use it too); this
 // relative URL holds both for src/config/*.ts and for the built dist/config/*.js.
@@ -118,17 +118,6 @@ function parsePointer(pointer: string): (string | number)[] {
       const segment = s.replace(/~1/g, '/').replace(/~0/g, '~');
       return /^\d+$/.test(segment) ? Number(segment) : segment;
     });
-}
-
-/** ["policies", 0, "rate_limit"] -> "policies[0].rate_limit"; the root reads "config". */
-export function describePath(path: ConfigPath): string {
-  if (path.length === 0) return 'config';
-  let out = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') out += `[${segment}]`;
-    else out += out === '' ? segment : `.${segment}`;
-  }
-  return out;
 }
 
 function article(type: string): string {

@@ -4,9 +4,16 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { IPv4, IPv6 } from 'ip-num';
-import type { ConfigPath, ConfigProblem, Locator } from './load.js';
+import { type ConfigPath, type ConfigProblem, describePath, type Locator } from './problems.js';
 import { rrTypeNumber } from './rrtypes.js';
-import { describePath } from './schema.js';
+
+/**
+ * Reads a file the config names (ca_file), by absolute path; throws when it cannot. A
+ * worker passes one that answers from the contents the primary sent, so it reads no disk.
+ */
+export type ReadConfigFile = (absolutePath: string) => string;
+
+const readFromDisk: ReadConfigFile = (path) => readFileSync(path, 'utf8');
 
 export interface SemanticResult {
   problems: ConfigProblem[];
@@ -18,7 +25,12 @@ export interface SemanticResult {
  * Runs on data that may have failed the schema, so every access is type-guarded: a value of the
  * wrong type was already reported there and is skipped here.
  */
-export function semanticProblems(raw: unknown, locate: Locator, baseDir: string): SemanticResult {
+export function semanticProblems(
+  raw: unknown,
+  locate: Locator,
+  baseDir: string,
+  readFile: ReadConfigFile = readFromDisk,
+): SemanticResult {
   const problems: ConfigProblem[] = [];
   const caFiles = new Map<string, string>();
   const report = (path: ConfigPath, at: 'key' | 'value', message: string): void => {
@@ -27,7 +39,7 @@ export function semanticProblems(raw: unknown, locate: Locator, baseDir: string)
   if (!isRecord(raw)) return { problems, caFiles };
 
   checkListeners(raw.listeners, report, locate);
-  const setNames = checkUpstreams(raw.upstreams, report, baseDir, caFiles);
+  const setNames = checkUpstreams(raw.upstreams, report, baseDir, readFile, caFiles);
   checkPolicies(raw.policies, setNames, report, locate);
 
   const cache = raw.cache;
@@ -101,6 +113,7 @@ function checkUpstreams(
   upstreams: unknown,
   report: Report,
   baseDir: string,
+  readFile: ReadConfigFile,
   caFiles: Map<string, string>,
 ): Set<string> {
   const names = new Set<string>();
@@ -135,7 +148,7 @@ function checkUpstreams(
       if (typeof server.ca_file === 'string' && server.ca_file !== '') {
         const path = resolve(baseDir, server.ca_file);
         try {
-          const pem = readFileSync(path, 'utf8');
+          const pem = readFile(path);
           if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
             report([...base, 'ca_file'], 'value', `${path} holds no PEM certificate`);
           } else caFiles.set(path, pem);

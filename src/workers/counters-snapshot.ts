@@ -41,6 +41,11 @@ export function snapshotCounters(c: Counters): CountersSnapshot {
   };
 }
 
+/** `s` without its gauges (certificate expiry): what stays of a worker that died. */
+export function countsOnly(s: CountersSnapshot): CountersSnapshot {
+  return { ...s, certExpiry: [] };
+}
+
 /** Sets every counter of `c` back to zero (maps emptied), ready for addSnapshot. */
 export function clearCounters(c: Counters): void {
   c.decisions.clear();
@@ -61,7 +66,8 @@ export function clearCounters(c: Counters): void {
 
 /**
  * Adds `s` into `c`. Counts are summed; a certificate expiry is a gauge, so the earliest
- * one any worker saw for a server wins (the one an operator must act on first).
+ * one among the snapshots added wins for a server (the one an operator must act on first).
+ * Only live workers' snapshots carry gauges (see countsOnly).
  */
 export function addSnapshot(c: Counters, s: CountersSnapshot): void {
   for (const [name, counts] of s.decisions) {

@@ -1,6 +1,7 @@
 // Owns the IPC vocabulary between the primary and its workers: what each side may send,
 // and the environment a worker is forked with.
 import type { Readiness } from '../admin/server.js';
+import type { ConfigSource } from '../config/load.js';
 import type { ReloadResult } from '../gateway.js';
 import type { BoundListener } from '../listeners/set.js';
 import type { CountersSnapshot } from './counters-snapshot.js';
@@ -10,14 +11,29 @@ export const WORKERS_ENV = 'DNS_TOOL_WORKERS';
 /** Env var carrying a worker's slot (0..N-1): stable across restarts, used in logs. */
 export const WORKER_SLOT_ENV = 'DNS_TOOL_WORKER_SLOT';
 
+/**
+ * A config generation as the primary hands it out: the source it validated (text and named
+ * files, see ConfigSource) and the hash that source gave there, which the worker's build
+ * must reproduce.
+ */
+export interface ConfigGeneration {
+  readonly source: ConfigSource;
+  readonly hash: string;
+}
+
 /** Requests carry an id the answer repeats, so late answers to timed-out requests are ignored. */
 export type PrimaryMessage =
-  | { readonly type: 'dns-tool:reload'; readonly id: number }
+  /** The answer to `need-config`: the generation a starting worker runs. */
+  | { readonly type: 'dns-tool:config'; readonly generation: ConfigGeneration }
+  /** Apply this generation (a reload, or bringing a worker back in line with the others). */
+  | { readonly type: 'dns-tool:reload'; readonly id: number; readonly generation: ConfigGeneration }
   | { readonly type: 'dns-tool:snapshot'; readonly id: number }
   | { readonly type: 'dns-tool:readiness'; readonly id: number }
   | { readonly type: 'dns-tool:stop' };
 
 export type WorkerMessage =
+  /** A worker's first message: it runs whatever config the primary holds now, never the file. */
+  | { readonly type: 'dns-tool:need-config' }
   | {
       readonly type: 'dns-tool:started';
       readonly listeners: BoundListener[];

@@ -1,16 +1,22 @@
 // `workers: 2` against the built CLI (`npm run build` first): both processes serve the shared
 // UDP and TCP sockets, the primary's /metrics sums them, a SIGHUP reaches every worker, a dead
 // worker is replaced, rate limits are divided, SIGTERM leaves no process and a second instance
-// on the same port fails to start.
+// on the same port fails to start. Every worker runs the config the primary validated and
+// hands out (text and ca_file bytes), never the file as it is on disk, and a dead worker's
+// certificate expiry gauge stops counting.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
 import { decode } from 'dns-packet';
+import { openssl, TEST_TLS_NAME } from '../helpers/certs.js';
 import { encodeQuery, rcodeName, TcpClient, tcpQuery, udpQuery } from '../helpers/dns-client.js';
-import { useDotUpstream } from '../helpers/dot-fixture.js';
+import { serverEntry, useDotUpstream } from '../helpers/dot-fixture.js';
+import { startDotServer } from '../helpers/dot-server.js';
 import { replaceFile } from '../helpers/files.js';
 import { type HttpReply, httpGet } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
@@ -56,8 +62,13 @@ interface Running {
 }
 
 /** Starts the CLI on a fresh config file and waits until /readyz says every worker is ready. */
-async function launch(t: TestContext, name: string, text: string): Promise<Running & { path: string }> {
-  const path = join(dir, `${name}.yaml`);
+async function launch(
+  t: TestContext,
+  name: string,
+  text: string,
+  where = dir,
+): Promise<Running & { path: string }> {
+  const path = join(where, `${name}.yaml`);
   await writeFile(path, text);
   const proc = await startGateway({ args: ['--config', path] });
   t.after(() => proc.stop('SIGTERM', 5000));
@@ -277,3 +288,289 @@ test('a second instance on the same port fails to start with a clear message', a
   assert.equal(rcodeName(await udpQuery(port, 'still.first.example')), 'NOERROR');
   assert.equal(rcodeName(await tcpQuery(port, 'still.first.example')), 'NOERROR');
 });
+
+// ---- the config reaches every worker from the primary, never from the file ----
+
+/** The pid of each slot's current worker, from the primary's "worker started" lines. */
+function pidsBySlot(proc: GatewayProcess): Map<number, number> {
+  const pids = new Map<number, number>();
+  for (const l of proc.logs) if (l.msg === 'worker started') pids.set(Number(l.worker), Number(l.pid));
+  return pids;
+}
+
+/**
+ * Sends one UDP and one TCP query for `name` while every worker but `pid` is stopped
+ * (SIGSTOP): the workers share one socket per protocol, so only `pid` can take them. Returns
+ * both RCODEs. The others are continued whatever happens.
+ */
+async function answersFrom(proc: GatewayProcess, pid: number, port: number, name: string): Promise<string[]> {
+  const others = childrenOf(proc.pid).filter((p) => p !== pid);
+  assert.ok(childrenOf(proc.pid).includes(pid), `worker ${pid} is not running`);
+  for (const other of others) process.kill(other, 'SIGSTOP');
+  try {
+    const udp = await udpQuery(port, name, { timeoutMs: 3000 });
+    const tcp = await tcpQuery(port, name, { timeoutMs: 3000 });
+    return [rcodeName(udp) ?? 'no answer', rcodeName(tcp) ?? 'no answer'];
+  } finally {
+    for (const other of others) process.kill(other, 'SIGCONT');
+  }
+}
+
+/** Kills (SIGKILL) the worker of `slot` and waits for its replacement; returns the new pid. */
+async function killAndAwaitReplacement(proc: GatewayProcess, slot: number): Promise<number> {
+  const victim = pidsBySlot(proc).get(slot);
+  assert.ok(victim !== undefined, `no worker in slot ${slot}`);
+  process.kill(victim, 'SIGKILL');
+  await proc.waitForLog((l) => l.msg === 'worker died; restarting it' && l.pid === victim, LOG_WAIT_MS);
+  const started = await proc.waitForLog(
+    (l) => l.msg === 'worker started' && l.worker === slot && l.pid !== victim,
+    LOG_WAIT_MS,
+  );
+  return Number(started.pid);
+}
+
+/** A policy that denies g<gen>.block.example: which generation a worker runs shows in its answers. */
+function generation(port: number, gen: number): string {
+  return config(port, 'allow', `, domains: { deny: [g${gen}.block.example] }`);
+}
+
+test('an invalid file on disk: refused once by the primary; a killed worker comes back on the last good config; a valid reload reaches every worker', async (t) => {
+  const port = await freePort();
+  const { proc, admin, path } = await launch(t, 'generations', generation(port, 1));
+  const refusals = () =>
+    proc.logs.filter((l) => l.msg === 'config reload refused; previous config still serving');
+
+  // Generation 2 becomes the last good config (so a replacement must not fall back to the
+  // startup config either).
+  await replaceFile(path, generation(port, 2));
+  const second = await proc.waitForLog((l) => l.msg === 'config reloaded' && !('worker' in l), LOG_WAIT_MS);
+  assert.deepEqual(second.applied_by, [0, 1]);
+  const goodHash = String(second.hash);
+
+  await t.test('the invalid file is refused once, by the primary', async () => {
+    await replaceFile(path, `${generation(port, 3)}bogus: 1\n`);
+    const refused = await proc.waitForLog(
+      (l) => l.msg === 'config reload refused; previous config still serving',
+      LOG_WAIT_MS,
+    );
+    assert.equal('worker' in refused, false);
+    assert.match(String((refused.problems as string[])[0]), /bogus/);
+  });
+
+  let replacement = 0;
+  await t.test('a killed worker is replaced, serving the last good config, not the file', async () => {
+    replacement = await killAndAwaitReplacement(proc, 0);
+    // The replacement built the primary's generation 2: same hash, same answers.
+    const ready = await proc.waitForLog(
+      (l) => l.msg === 'worker ready' && l.pid === replacement,
+      LOG_WAIT_MS,
+    );
+    assert.equal(ready.hash, goodHash);
+    assert.deepEqual(await answersFrom(proc, replacement, port, 'g2.block.example'), ['REFUSED', 'REFUSED']);
+    assert.deepEqual(await answersFrom(proc, replacement, port, 'g1.block.example'), ['NOERROR', 'NOERROR']);
+    assert.deepEqual(await answersFrom(proc, replacement, port, 'plain.example'), ['NOERROR', 'NOERROR']);
+    // Still one refusal: starting a worker does not read (or report) the file.
+    assert.equal(refusals().length, 1);
+    assert.equal(proc.logs.filter((l) => l.msg === 'worker could not start').length, 0);
+    const text = (await httpText(admin, '/metrics')).body;
+    assert.equal(metric(text, 'dns_tool_config_reloads_total{result="failure"}'), 1);
+    assert.equal(metric(text, 'dns_tool_config_reloads_total{result="success"}'), 1);
+    assert.equal(metric(text, 'dns_tool_workers'), 2);
+  });
+
+  await t.test('a valid file is applied by every worker, the replacement included', async () => {
+    const pids = pidsBySlot(proc);
+    assert.equal(pids.get(0), replacement, 'the replacement from the previous step serves slot 0');
+    await replaceFile(path, generation(port, 4));
+    const fourth = await proc.waitForLog(
+      (l) => l.msg === 'config reloaded' && !('worker' in l) && l.hash !== goodHash,
+      LOG_WAIT_MS,
+    );
+    assert.deepEqual(fourth.applied_by, [0, 1]);
+    for (const pid of [pids.get(0), pids.get(1)]) {
+      assert.ok(pid !== undefined);
+      assert.deepEqual(await answersFrom(proc, pid, port, 'g4.block.example'), ['REFUSED', 'REFUSED']);
+      assert.deepEqual(await answersFrom(proc, pid, port, 'g2.block.example'), ['NOERROR', 'NOERROR']);
+    }
+    assert.equal(refusals().length, 1);
+  });
+});
+
+test('a reload one worker does not apply is taken back everywhere; that worker is replaced on the previous config', async (t) => {
+  // The primary waits 15 s for a worker's reload, then again for it to take the previous
+  // config back, then drains it for limits.timeout_ms + 2 s before killing it.
+  const SLOW_WAIT_MS = 45_000;
+  const port = await freePort();
+  const { proc, admin, path } = await launch(t, 'rollback', generation(port, 1));
+  const pids = pidsBySlot(proc);
+  const stuck = pids.get(1);
+  const other = pids.get(0);
+  assert.ok(stuck !== undefined && other !== undefined);
+  process.kill(stuck, 'SIGSTOP');
+  t.after(() => {
+    if (alive(stuck)) process.kill(stuck, 'SIGCONT');
+  });
+
+  await replaceFile(path, generation(port, 2));
+  const refused = await proc.waitForLog(
+    (l) => l.msg === 'config reload refused; previous config still serving',
+    SLOW_WAIT_MS,
+  );
+  assert.deepEqual(refused.rolled_back, [0]);
+  assert.deepEqual(
+    (refused.errors as { worker: number; error: string }[]).map((e) => [e.worker, e.error]),
+    [[1, 'worker did not answer the reload']],
+  );
+  const replaced = await proc.waitForLog(
+    (l) => l.msg === 'worker could not apply the current config; replacing it',
+    SLOW_WAIT_MS,
+  );
+  assert.equal(replaced.pid, stuck);
+  const fresh = await proc.waitForLog(
+    (l) => l.msg === 'worker started' && l.worker === 1 && l.pid !== stuck,
+    SLOW_WAIT_MS,
+  );
+  assert.equal(alive(stuck), false);
+
+  // Both run generation 1 again: the one that had applied generation 2 took it back.
+  for (const pid of [other, Number(fresh.pid)]) {
+    assert.deepEqual(await answersFrom(proc, pid, port, 'g1.block.example'), ['REFUSED', 'REFUSED']);
+    assert.deepEqual(await answersFrom(proc, pid, port, 'g2.block.example'), ['NOERROR', 'NOERROR']);
+  }
+  const text = (await httpText(admin, '/metrics')).body;
+  assert.equal(metric(text, 'dns_tool_config_reloads_total{result="failure"}'), 1);
+  assert.equal(metric(text, 'dns_tool_config_reloads_total{result="success"}'), 0);
+});
+
+test('a restarted worker runs the ca_file bytes the primary validated, not the file as it is now', async (t) => {
+  const port = await freePort();
+  const sub = await mkdtemp(join(dir, 'ca-'));
+  const caPath = join(sub, 'ca.pem');
+  await writeFile(caPath, upstream.pki.ca.certPem);
+  // Relative ca_file, no pins: the CA alone decides, resolved against the config's directory.
+  const text = config(port, 'allow').replace(
+    upstream.serverEntry(),
+    `{ address: 127.0.0.1, port: ${upstream.dot.port}, tls_name: ${TEST_TLS_NAME}, ca_file: ca.pem }`,
+  );
+  const { proc } = await launch(t, 'ca', text, sub);
+  const startHash = String(proc.logs.find((l) => l.msg === 'gateway ready')?.hash);
+  assert.equal(rcodeName(await udpQuery(port, 'before.ca.example')), 'NOERROR');
+
+  // A CA that did not sign the upstream's certificate, written without a reload: the file
+  // watch looks at the config file only.
+  await writeFile(caPath, upstream.pki.other.certPem);
+  const replacement = await killAndAwaitReplacement(proc, 0);
+  const ready = await proc.waitForLog((l) => l.msg === 'worker ready' && l.pid === replacement, LOG_WAIT_MS);
+  assert.equal(ready.hash, startHash, 'the replacement built the primary’s generation');
+  assert.deepEqual(await answersFrom(proc, replacement, port, 'after.ca.example'), ['NOERROR', 'NOERROR']);
+
+  // SIGHUP reads the new CA: every worker gets the new bytes and fails closed.
+  proc.child.kill('SIGHUP');
+  const reloaded = await proc.waitForLog((l) => l.msg === 'config reloaded' && !('worker' in l), LOG_WAIT_MS);
+  assert.deepEqual(reloaded.applied_by, [0, 1]);
+  assert.notEqual(reloaded.hash, startHash);
+  for (const pid of pidsBySlot(proc).values())
+    assert.deepEqual(await answersFrom(proc, pid, port, 'rotated.ca.example'), ['SERVFAIL', 'SERVFAIL']);
+});
+
+test("a dead worker's certificate expiry stops counting; its counts stay in the totals", async (t) => {
+  // Two leaves for one key from one CA, as a renewal gives: the first expires in 3 days, the
+  // second (the fixture's) in 30. Both serve behind one address through a TCP relay, so the
+  // gateway's server (and the gauge's label) stays the same across the renewal.
+  const pki = upstream.pki;
+  const shortPath = join(dir, 'short-leaf.pem');
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    join(pki.dir, 'server.csr'),
+    '-CA',
+    pki.ca.certPath,
+    '-CAkey',
+    pki.ca.keyPath,
+    '-set_serial',
+    '4242',
+    '-days',
+    '3',
+    '-extfile',
+    join(pki.dir, 'server.ext'),
+    '-out',
+    shortPath,
+  ]);
+  const shortPem = await readFile(shortPath, 'utf8');
+  const notAfter = (pem: string) => Math.floor(Date.parse(new X509Certificate(pem).validTo) / 1000);
+  const before = await startDotServer({ key: pki.server.keyPem, cert: shortPem });
+  t.after(() => before.close());
+  const relay = await startRelay(before.port);
+  t.after(() => relay.close());
+
+  const port = await freePort();
+  const text = config(port, 'allow').replace(
+    upstream.serverEntry(),
+    serverEntry(pki, relay.port).replace(/, pins: \[[^\]]*\]/, ''),
+  );
+  const { proc, admin } = await launch(t, 'expiry', text);
+  for (let i = 0; i < 10; i++)
+    assert.equal(rcodeName(await udpQuery(port, `e${i}.expiry.example`)), 'NOERROR');
+  const expiry = (body: string) => {
+    const line = body
+      .split('\n')
+      .find((l) => l.startsWith('dns_tool_upstream_cert_expiry_timestamp_seconds{'));
+    assert.ok(line, 'no certificate expiry series');
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  // Every worker verified the short leaf (readiness needs it) and reports it here.
+  assert.equal(expiry((await httpText(admin, '/metrics')).body), notAfter(shortPem));
+
+  // The renewal: the relay now leads to the renewed leaf and drops the old connections.
+  relay.retarget(upstream.dot.port);
+  await killAndAwaitReplacement(proc, 0);
+  const renewed = notAfter(pki.server.certPem);
+  const deadline = Date.now() + 15_000;
+  let body = (await httpText(admin, '/metrics')).body;
+  // /readyz makes a worker without an upstream connection open one, so both meet the renewed leaf.
+  while (expiry(body) !== renewed && Date.now() < deadline) {
+    await httpText(admin, '/readyz');
+    await new Promise((r) => setTimeout(r, 200));
+    body = (await httpText(admin, '/metrics')).body;
+  }
+  assert.equal(expiry(body), renewed, 'the dead worker’s 3-day expiry is still reported');
+  assert.ok(metric(body, 'dns_tool_queries_total{policy="lo",decision="allowed"}') >= 10);
+});
+
+/** A TCP relay on loopback to a port that can be changed; changing it closes every relayed connection. */
+async function startRelay(
+  targetPort: number,
+): Promise<{ port: number; retarget(port: number): void; close(): Promise<void> }> {
+  let target = targetPort;
+  /** Bounded by the gateway's upstream connections (`connections: 1` per worker, plus probes). */
+  const open = new Set<Socket>();
+  const server = createServer((client) => {
+    const to = connect(target, '127.0.0.1');
+    open.add(client);
+    open.add(to);
+    const drop = () => {
+      client.destroy();
+      to.destroy();
+      open.delete(client);
+      open.delete(to);
+    };
+    client.on('error', drop).on('close', drop);
+    to.on('error', drop).on('close', drop);
+    client.pipe(to).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    retarget(port: number) {
+      target = port;
+      for (const socket of open) socket.destroy();
+      open.clear();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
