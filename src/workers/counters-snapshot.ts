@@ -1,7 +1,7 @@
 // Owns moving a worker's Counters across the IPC channel: a plain-JSON snapshot of every
 // counter, and the sum of many snapshots written into one Counters the primary's metrics
 // registry reads.
-import type { Counters, DecisionCounts, UpstreamCounts } from '../metrics/counters.js';
+import type { Counters, DecisionCounts, UpstreamCounts, UpstreamHealth } from '../metrics/counters.js';
 
 /**
  * Everything a Counters holds, as JSON-safe data. Sizes are those of Counters: one entry
@@ -17,6 +17,8 @@ export interface CountersSnapshot {
   readonly upstream: [string, UpstreamCounts][];
   readonly pinFailures: [string, number][];
   readonly certExpiry: [string, number][];
+  /** dns_tool_upstream_up: a gauge, like certExpiry. */
+  readonly upstreamUp: [string, boolean][];
   readonly reloads: { success: number; failure: number };
   readonly upstreamDuration: { counts: number[]; sum: number; count: number };
 }
@@ -32,6 +34,7 @@ export function snapshotCounters(c: Counters): CountersSnapshot {
     upstream: [...c.upstream].map(([key, counts]) => [key, { ...counts }]),
     pinFailures: [...c.pinFailures],
     certExpiry: [...c.certExpiry],
+    upstreamUp: [...c.upstreamUp].map(([key, health]) => [key, health.up]),
     reloads: { ...c.reloads },
     upstreamDuration: {
       counts: Array.from(c.upstreamDuration.counts),
@@ -41,9 +44,9 @@ export function snapshotCounters(c: Counters): CountersSnapshot {
   };
 }
 
-/** `s` without its gauges (certificate expiry): what stays of a worker that died. */
+/** `s` without its gauges (certificate expiry, server health): what stays of a worker that died. */
 export function countsOnly(s: CountersSnapshot): CountersSnapshot {
-  return { ...s, certExpiry: [] };
+  return { ...s, certExpiry: [], upstreamUp: [] };
 }
 
 /** Sets every counter of `c` back to zero (maps emptied), ready for addSnapshot. */
@@ -57,6 +60,7 @@ export function clearCounters(c: Counters): void {
   c.upstream.clear();
   c.pinFailures.clear();
   c.certExpiry.clear();
+  c.upstreamUp = new Map();
   c.reloads.success = 0;
   c.reloads.failure = 0;
   c.upstreamDuration.counts.fill(0);
@@ -99,6 +103,13 @@ export function addSnapshot(c: Counters, s: CountersSnapshot): void {
   for (const [server, notAfter] of s.certExpiry) {
     const seen = c.certExpiry.get(server);
     if (seen === undefined || notAfter < seen) c.certExpiry.set(server, notAfter);
+  }
+  // Each worker has its own connections, so a server is reported up only while it is up in
+  // every live worker: one worker failing over is worth seeing.
+  const up = c.upstreamUp as Map<string, UpstreamHealth>;
+  for (const [key, isUp] of s.upstreamUp ?? []) {
+    const seen = up.get(key);
+    up.set(key, { up: isUp && (seen === undefined || seen.up) });
   }
   c.reloads.success += s.reloads.success;
   c.reloads.failure += s.reloads.failure;

@@ -158,6 +158,11 @@ test('workers: 2 answers UDP and TCP, /metrics sums both workers, SIGTERM leaves
   assert.equal(metric(text, 'dns_tool_workers'), 2);
   assert.equal(metric(text, 'dns_tool_worker_restarts_total'), 0);
   assert.equal(metric(text, 'dns_tool_config_reloads_total{result="success"}'), 0);
+  assert.equal(
+    metric(text, `dns_tool_upstream_up{upstream="default",server="${upstream.dot.id}"}`),
+    1,
+    "the workers' server health reaches the primary's /metrics",
+  );
   assert.equal(upstream.dot.queries >= UDP + TCP, true);
   // The kernel spread the queries: both workers answered some.
   await waitForQueryLines(proc, 'u', UDP);
