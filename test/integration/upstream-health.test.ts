@@ -272,7 +272,8 @@ describe('a down server is not re-handshaken per client query', () => {
     assert.ok(good.names.includes('.'), 'the probe asked for the root');
     const probes = good.rawQueries.filter((q) => q.length > 12 && q[12] === 0);
     assert.ok(probes.length > 0);
-    for (const probe of probes) assert.equal(probe.length % 128, 0, 'probes are padded like every upstream query');
+    for (const probe of probes)
+      assert.equal(probe.length % 128, 0, 'probes are padded like every upstream query');
     assert.equal(
       rcodeName(await udpQuery(gw.port, 'after.flaky.example', { from: CLIENT.flaky })),
       'NOERROR',
