@@ -61,6 +61,24 @@ export function formatProblems(source: string, problems: readonly ConfigProblem[
  * sorted by position. Reads ca_file contents; paths are relative to baseDir.
  */
 export function parseConfig(text: string, source: string, baseDir: string): ConfigResult {
+  const yaml = parseYamlText(
+    text,
+    'config is empty; expected a mapping with version, listeners, upstreams, policies',
+  );
+  if ('problems' in yaml) return yaml;
+  const hash = createHash('sha256').update(text).digest('hex');
+  return buildConfig(yaml.raw, yaml.locate, { source, hash, baseDir });
+}
+
+/**
+ * YAML text to plain data plus a Locator into the source, or its syntax problems. The one
+ * loader of every YAML file the tool reads (configs, policy test files). `emptyMessage`
+ * is the problem reported for a document with no content.
+ */
+export function parseYamlText(
+  text: string,
+  emptyMessage: string,
+): { raw: unknown; locate: Locator } | { problems: ConfigProblem[] } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -73,17 +91,7 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
       ),
     };
   }
-  if (doc.contents === null) {
-    return {
-      problems: [
-        {
-          line: 1,
-          col: 1,
-          message: 'config is empty; expected a mapping with version, listeners, upstreams, policies',
-        },
-      ],
-    };
-  }
+  if (doc.contents === null) return { problems: [{ line: 1, col: 1, message: emptyMessage }] };
   let raw: unknown;
   try {
     // maxAliasCount bounds alias expansion so a small hostile file cannot blow up in memory.
@@ -91,8 +99,7 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
   } catch (err) {
     return { problems: [{ line: 1, col: 1, message: (err as Error).message }] };
   }
-  const hash = createHash('sha256').update(text).digest('hex');
-  return buildConfig(raw, yamlLocator(doc, lineCounter), { source, hash, baseDir });
+  return { raw, locate: yamlLocator(doc, lineCounter) };
 }
 
 /** Reads and parses a config file; a relative ca_file is taken from the file's directory. */
@@ -134,7 +141,7 @@ export function buildConfig(
   return { config: freezeConfig(raw as RawConfig, semantic.caFiles, meta) };
 }
 
-function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+export function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
   const seen = new Set<string>();
   const unique = problems.filter((p) => {
     const key = `${p.line}:${p.col}:${p.message}`;
