@@ -111,3 +111,44 @@ test('a dot inside a label cannot pose as a name under the allow-list', () => {
 test('empty lists pass everything', () => {
   assert.equal(outcome({ allow: [], deny: [] }, 'example.com'), 'pass');
 });
+
+test('match names the listed entry: the name itself or its nearest listed parent', () => {
+  const set = new DomainSet(['example.com', 'a.example.com', 'Tracker.TEST.']);
+  assert.equal(set.match('x.y.a.example.com'), 'a.example.com');
+  assert.equal(set.match('b.example.com'), 'example.com');
+  assert.equal(set.match('EXAMPLE.com'), 'example.com');
+  assert.equal(set.match('www.tracker.test'), 'tracker.test');
+  assert.equal(set.match('notexample.com'), null);
+  assert.equal(new DomainSet(['.']).match('any.name'), '.');
+});
+
+test('the filter verdict the stage acts on carries the rule and entry explain prints', () => {
+  const filter = new DomainStage({ allow: ['ok.ads.example'], deny: ['ads.example'] }, 'refused', 1232)
+    .filter;
+  assert.deepEqual(filter.verdict('www.ok.ads.example'), {
+    filtered: false,
+    rule: 'allow',
+    list: null,
+    entry: 'ok.ads.example',
+    line: null,
+  });
+  assert.deepEqual(filter.verdict('x.ads.example'), {
+    filtered: true,
+    rule: 'deny',
+    list: null,
+    entry: 'ads.example',
+    line: null,
+  });
+  assert.deepEqual(filter.verdict('www.example'), {
+    filtered: false,
+    rule: null,
+    list: null,
+    entry: null,
+    line: null,
+  });
+  const allowOnly = new DomainStage({ allow: ['corp.example'], deny: [] }, 'refused', 1232).filter;
+  assert.equal(allowOnly.verdict('www.example').rule, 'not-allowed');
+  assert.equal(allowOnly.verdict('www.example').filtered, true);
+  // A "\." inside a label never counts as allowed, as in the stage.
+  assert.equal(allowOnly.verdict('evil\\.corp.example').filtered, true);
+});
