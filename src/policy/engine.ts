@@ -10,6 +10,7 @@ import type { Decision } from '../pipeline/context.js';
 import { denyRcode, type FilterVerdict } from '../stages/deny.js';
 import { PolicyTable } from '../stages/match-policy.js';
 import { POLICY_STEPS, type PolicyStep } from './order.js';
+import { addressValue, cidrRange } from './ranges.js';
 import { compileRules, type PolicyRules } from './rules.js';
 
 /** Transports a query can arrive on; the verdicts differ only in how a rate limit answers. */
@@ -98,23 +99,58 @@ export class QueryInputError extends Error {
 
 interface TableEntry {
   readonly cidr: string;
-  readonly rules: PolicyRules;
+  readonly policy: PolicyConfig;
+}
+
+interface Prefix {
+  readonly v6: boolean;
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly entry: TableEntry;
 }
 
 /**
- * Built once per config; `explain` answers from memory. Holds the same longest-prefix
- * table as the live pipeline (one entry per client CIDR) and each policy's compiled rules.
+ * Built once per config; `explain` answers from memory. The match runs the live
+ * pipeline's PolicyTable code (lookup, and matches for the runner-up) over the config's
+ * CIDRs that hold the client: the longest-prefix match depends on those alone, and a
+ * table of them is built in microseconds, where the table of every CIDR of a 10,000-policy
+ * config takes seconds to parse. A policy's rules are compiled the first time a query
+ * matches it, so such a config costs one compile per policy explained.
  */
 export class PolicyEngine {
-  private readonly table: PolicyTable<TableEntry>;
+  /** Every client CIDR as numbers; one entry per CIDR in the config. */
+  private readonly prefixes: Prefix[] = [];
+  /** Bounded by the number of policies in the config. */
+  private readonly rules = new Map<PolicyConfig, PolicyRules>();
 
   constructor(readonly config: GatewayConfig) {
-    const entries: { cidr: string; value: TableEntry }[] = [];
     for (const policy of config.policies) {
-      const rules = compileRules(policy);
-      for (const cidr of policy.clients) entries.push({ cidr, value: { cidr, rules } });
+      for (const cidr of policy.clients) {
+        const { v6, start, end } = cidrRange(cidr);
+        this.prefixes.push({ v6, start, end, entry: { cidr, policy } });
+      }
     }
-    this.table = new PolicyTable(entries);
+  }
+
+  /** The live lookup's table, holding the CIDRs that contain `client` (canonical, as clientAddress gives). */
+  private tableFor(client: string): PolicyTable<TableEntry> {
+    const v6 = client.includes(':');
+    const value = addressValue(client, v6);
+    const holding: { cidr: string; value: TableEntry }[] = [];
+    for (const p of this.prefixes) {
+      if (p.v6 === v6 && value >= p.start && value <= p.end)
+        holding.push({ cidr: p.entry.cidr, value: p.entry });
+    }
+    return new PolicyTable(holding);
+  }
+
+  private rulesOf(policy: PolicyConfig): PolicyRules {
+    let rules = this.rules.get(policy);
+    if (rules === undefined) {
+      rules = compileRules(policy);
+      this.rules.set(policy, rules);
+    }
+    return rules;
   }
 
   explain(query: PolicyQuery): Explanation {
@@ -123,7 +159,8 @@ export class PolicyEngine {
     const { qname, lname, qtype } = readQuestion(query.qname, query.qtype ?? 'A');
     const base = { client, qname, qtype: rrTypeName(qtype), transport };
 
-    const winner = this.table.lookup(client);
+    const table = this.tableFor(client);
+    const winner = table.lookup(client);
     if (winner === null) {
       return {
         ...base,
@@ -142,9 +179,10 @@ export class PolicyEngine {
         mode: null,
       };
     }
-    const beaten = this.table.matches(client).find((m) => m.value !== winner);
-    const runnerUp = beaten ? { policy: beaten.value.rules.policy.name, cidr: beaten.value.cidr } : null;
-    const { policy } = winner.rules;
+    const beaten = table.matches(client).find((m) => m.value !== winner);
+    const runnerUp = beaten ? { policy: beaten.value.policy.name, cidr: beaten.value.cidr } : null;
+    const { policy } = winner;
+    const rules = this.rulesOf(policy);
     const steps: StepReport[] = [
       step(
         'match',
@@ -159,7 +197,7 @@ export class PolicyEngine {
     // are still evaluated, to show what else would apply, but marked as not reached.
     let blocked: { stage: PolicyStep; decision: Decision; verdict: FilterVerdict | null } | null = null;
     for (const name of POLICY_STEPS) {
-      const report = evaluateStep(name, winner.rules, lname, qtype, transport, blocked === null);
+      const report = evaluateStep(name, rules, lname, qtype, transport, blocked === null);
       steps.push(report.step);
       if (blocked === null && report.blocks !== null) {
         blocked = { stage: name, decision: report.blocks, verdict: report.verdict };

@@ -108,20 +108,25 @@ function prefixes(policies: readonly PolicyConfig[], v6: boolean): Prefix[] {
   const out: Prefix[] = [];
   for (const policy of policies) {
     for (const cidr of policy.clients) {
-      if (cidr.includes(':') !== v6) continue;
-      const slash = cidr.indexOf('/');
-      const length = Number(cidr.slice(slash + 1));
-      const bits = v6 ? 128 : 32;
-      const start = addressValue(cidr.slice(0, slash), v6);
-      const end = start | ((1n << BigInt(bits - length)) - 1n);
-      out.push({ start, end, length, policy: policy.name });
+      const range = cidrRange(cidr);
+      if (range.v6 === v6) out.push({ ...range, policy: policy.name });
     }
   }
   return out;
 }
 
+/** A canonical CIDR (as freeze writes them) as the first and last address it holds. */
+export function cidrRange(cidr: string): { v6: boolean; start: bigint; end: bigint; length: number } {
+  const v6 = cidr.includes(':');
+  const slash = cidr.indexOf('/');
+  const length = Number(cidr.slice(slash + 1));
+  const start = addressValue(cidr.slice(0, slash), v6);
+  const end = start | ((1n << BigInt((v6 ? 128 : 32) - length)) - 1n);
+  return { v6, start, end, length };
+}
+
 /** A canonical address (as freeze writes CIDRs) as an integer. */
-function addressValue(address: string, v6: boolean): bigint {
+export function addressValue(address: string, v6: boolean): bigint {
   if (!v6) return address.split('.').reduce((acc, octet) => (acc << 8n) | BigInt(Number(octet)), 0n);
   const [head, tail] = address.includes('::') ? address.split('::') : [address, null];
   const left = head === '' ? [] : head.split(':');

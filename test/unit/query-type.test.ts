@@ -80,3 +80,14 @@ test('the verdict agrees with the stage for every type and names the listed entr
     line: null,
   });
 });
+
+test('types above the highest listed one are not listed', () => {
+  const deny = new QueryTypeStage({ allow: null, deny: [16] }, 'refused', 1232).filter;
+  assert.equal(deny.filters(65535), false);
+  assert.equal(deny.filters(24), false);
+  assert.equal(deny.filters(16), true);
+  const allow = new QueryTypeStage({ allow: [1], deny: null }, 'refused', 1232).filter;
+  assert.equal(allow.filters(65535), true);
+  assert.equal(allow.filters(1), false);
+  assert.equal(new QueryTypeStage({ allow: null, deny: [] }, 'refused', 1232).filter.filters(0), false);
+});
