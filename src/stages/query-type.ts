@@ -35,7 +35,7 @@ export class QueryTypeFilter {
   constructor(cfg: QueryTypeFilterConfig) {
     this.allowList = cfg.allow !== null;
     const types = (cfg.allow ?? cfg.deny ?? []).filter((t) => Number.isInteger(t) && t >= 0 && t <= 0xffff);
-    const highest = types.reduce((max, t) => (t > max ? t : max), -1);
+    const highest = types.reduce((max, t) => Math.max(t, max), -1);
     this.listed = new Uint8Array(highest < 0 ? 0 : (highest >>> 3) + 1);
     for (const type of types) this.listed[type >>> 3] |= 1 << (type & 7);
   }
