@@ -47,16 +47,15 @@ export function clientRangeChanges(
     const a = prefixes(before, v6);
     const b = prefixes(after, v6);
     const max = (1n << BigInt(family.bits)) - 1n;
-    const points = new Set<bigint>([0n]);
-    for (const p of [...a, ...b]) {
-      points.add(p.start);
-      if (p.end < max) points.add(p.end + 1n);
+    // An array sorted then deduplicated, not a Set: V8 hashes BigInts by their low bits, so
+    // a Set of IPv6 prefixes (low 64 bits zero) degrades to a list and this to O(n²).
+    const points: bigint[] = [0n];
+    for (const p of [...a, ...b, ...family.holes]) {
+      points.push(p.start);
+      if (p.end < max) points.push(p.end + 1n);
     }
-    for (const hole of family.holes) {
-      points.add(hole.start);
-      if (hole.end < max) points.add(hole.end + 1n);
-    }
-    const sorted = [...points].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    points.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    const sorted = points.filter((p, i) => i === 0 || p !== points[i - 1]);
     const fromA = deepestAt(sorted, a);
     const fromB = deepestAt(sorted, b);
     // Coalesce consecutive segments with the same change before cutting them into blocks.
