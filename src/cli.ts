@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Commands, flags (including the original tool's), signals and exit codes.
 import { readFileSync } from 'node:fs';
+import { runDiff } from './commands/diff.js';
+import { runExplain } from './commands/explain.js';
 import { runPin } from './commands/pin.js';
+import { runTest } from './commands/test.js';
 import { configFromFlags } from './config/flags.js';
 import { ConfigError, type LoadedConfig, loadConfigFile, loadConfigSource } from './config/load.js';
 import type { GatewayConfig } from './config/types.js';
@@ -18,12 +21,21 @@ Usage:
   dns-tool check FILE                 validate a config; prints FILE:LINE:COL: message per problem
   dns-tool pin HOST[:PORT] [--name TLS_NAME]
                                       show the SPKI pins of a DoT server's certificate chain
+  dns-tool explain [--config FILE] --client IP [--type T] [--transport udp|tcp|tls|https] [--json] NAME
+                                      offline: what the config does with this query, step by step
+  dns-tool test [--config FILE] CASES.yaml...
+                                      offline: run policy test cases; exit 1 if any fails
+  dns-tool diff OLD.yaml NEW.yaml [--json]
+                                      what would change in effect; exit 1 if anything does
   dns-tool -address A -port P -resolver-addr IP:PORT -resolver-fqdn NAME -resolver-pin PIN -timeout S
                                       the original flags (single or double dash)
   dns-tool --help | --version
 
 Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit 0.
-Exit codes: 0 ok, 1 invalid config, 2 usage error, 3 could not start (e.g. port in use).`;
+Exit codes: 0 ok, 1 invalid config, 2 usage error, 3 could not start (e.g. port in use).
+explain, test and diff: 0 ok (no failure, no change), 1 a case failed / the configs differ,
+2 invalid input (usage, a config or test file that does not load).
+\`dns-tool COMMAND --help\` describes explain, test, diff and pin.`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -47,6 +59,9 @@ async function main(argv: string[]): Promise<number> {
     return check(rest[0]);
   }
   if (first === 'pin') return runPin(rest, process.stdout, process.stderr);
+  if (first === 'explain') return runExplain(rest, process.stdout, process.stderr);
+  if (first === 'test') return runTest(rest, process.stdout, process.stderr);
+  if (first === 'diff') return runDiff(rest, process.stdout, process.stderr);
   if (first === 'serve') return serveFromArgs(rest);
   if (first === undefined) return usage('no config given');
   return serveFromArgs(argv);

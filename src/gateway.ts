@@ -15,6 +15,7 @@ import type { Logger } from './log.js';
 import { Counters } from './metrics/counters.js';
 import { buildGeneration, type CarriedState, type Generation } from './pipeline/build.js';
 import { QueryEntry } from './pipeline/entry.js';
+import { reloadSummary } from './policy/diff.js';
 import { UpstreamHub } from './upstream/hub.js';
 
 export interface GatewayOptions {
@@ -42,6 +43,8 @@ export interface ReloadChanges {
   listeners: { added: string[]; removed: string[] };
   upstreams: { added: string[]; removed: string[]; changed: string[] };
   policies: { added: string[]; removed: string[]; changed: string[] };
+  /** What changes in effect, as `dns-tool diff` prints it (bounded; see reloadSummary). */
+  summary: string[];
 }
 
 export class Gateway {
@@ -355,6 +358,7 @@ function diffConfigs(
       new Map(a.policies.map((p) => [p.name, JSON.stringify(p)])),
       new Map(b.policies.map((p) => [p.name, JSON.stringify(p)])),
     ),
+    summary: reloadSummary(a, b),
   };
 }
 

@@ -7,7 +7,7 @@
 // what Counters holds: policy, server, list and listener names from the config, RCODEs 0..15.
 import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client';
 import { RCODE_NAMES } from '../dns/constants.js';
-import { type Counters, UNMATCHED_POLICY } from '../metrics/counters.js';
+import { AUDIT_DECISIONS, type Counters, UNMATCHED_POLICY } from '../metrics/counters.js';
 import type { Decision } from '../pipeline/context.js';
 
 /** Label value for clients that matched no policy (Counters keeps them under ""). */
@@ -47,6 +47,20 @@ export function createMetricsRegistry(counters: Counters): Registry {
         if (counts.unmatched !== 0) this.inc({ policy: name, decision: 'unmatched' }, counts.unmatched);
       }
       if (!sawUnmatched) this.inc({ policy: UNMATCHED_POLICY_LABEL, decision: 'unmatched' }, 0);
+    },
+  });
+
+  new Counter({
+    name: 'dns_tool_audit_total',
+    help: 'Queries a policy in audit mode answered as allowed, by policy and the decision enforce mode would have taken.',
+    labelNames: ['policy', 'decision'] as const,
+    registers,
+    collect() {
+      this.reset();
+      // Every policy that ran in audit mode has all three series, from 0.
+      for (const [policy, counts] of counters.audit) {
+        for (const decision of AUDIT_DECISIONS) this.inc({ policy, decision }, counts[decision]);
+      }
     },
   });
 

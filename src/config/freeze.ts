@@ -10,6 +10,7 @@ import type {
   ListenerConfig,
   LogConfig,
   PolicyConfig,
+  PolicyMode,
   Protocol,
   RateExceed,
   RateScope,
@@ -71,6 +72,7 @@ export interface RawPolicy {
   domains?: { allow: string[]; deny: string[] };
   cache: boolean;
   log_queries?: boolean | null;
+  mode: PolicyMode;
 }
 
 /** A Map whose mutators throw, so a frozen config cannot be changed through its ReadonlyMap. */
@@ -162,6 +164,7 @@ export function freezeConfig(
         : null,
     cache: p.cache,
     logQueries: p.log_queries ?? null,
+    mode: p.mode,
   }));
 
   return deepFreeze({

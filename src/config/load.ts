@@ -72,6 +72,24 @@ export function parseConfig(
   baseDir: string,
   readFile?: ReadConfigFile,
 ): ConfigResult {
+  const yaml = parseYamlText(
+    text,
+    'config is empty; expected a mapping with version, listeners, upstreams, policies',
+  );
+  if ('problems' in yaml) return yaml;
+  const hash = createHash('sha256').update(text).digest('hex');
+  return buildConfig(yaml.raw, yaml.locate, { source, hash, baseDir }, readFile);
+}
+
+/**
+ * YAML text to plain data plus a Locator into the source, or its syntax problems. The one
+ * loader of every YAML file the tool reads (configs, policy test files). `emptyMessage`
+ * is the problem reported for a document with no content.
+ */
+export function parseYamlText(
+  text: string,
+  emptyMessage: string,
+): { raw: unknown; locate: Locator } | { problems: ConfigProblem[] } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -84,17 +102,7 @@ export function parseConfig(
       ),
     };
   }
-  if (doc.contents === null) {
-    return {
-      problems: [
-        {
-          line: 1,
-          col: 1,
-          message: 'config is empty; expected a mapping with version, listeners, upstreams, policies',
-        },
-      ],
-    };
-  }
+  if (doc.contents === null) return { problems: [{ line: 1, col: 1, message: emptyMessage }] };
   let raw: unknown;
   try {
     // maxAliasCount bounds alias expansion so a small hostile file cannot blow up in memory.
@@ -102,8 +110,7 @@ export function parseConfig(
   } catch (err) {
     return { problems: [{ line: 1, col: 1, message: (err as Error).message }] };
   }
-  const hash = createHash('sha256').update(text).digest('hex');
-  return buildConfig(raw, yamlLocator(doc, lineCounter), { source, hash, baseDir }, readFile);
+  return { raw, locate: yamlLocator(doc, lineCounter) };
 }
 
 /** Reads and parses a config file; a relative ca_file is taken from the file's directory. */
@@ -175,7 +182,7 @@ export function buildConfig(
   return { config: freezeConfig(raw as RawConfig, semantic.caFiles, meta) };
 }
 
-function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+export function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
   const seen = new Set<string>();
   const unique = problems.filter((p) => {
     const key = `${p.line}:${p.col}:${p.message}`;

@@ -31,6 +31,28 @@ export function schemaProblems(raw: unknown, locate: Locator): ConfigProblem[] {
   return problems;
 }
 
+/**
+ * Compiles another JSON Schema of the tool's (e.g. schemas/tests.schema.json) with the same
+ * options, defaults and problem messages as the config schema.
+ */
+export function compileSchema(
+  schema: Record<string, unknown>,
+  rootName: string,
+): (raw: unknown, locate: Locator) => ConfigProblem[] {
+  const check = ajv.compile(schema);
+  return (raw, locate) => {
+    if (check(raw)) return [];
+    const problems: ConfigProblem[] = [];
+    for (const error of check.errors ?? []) {
+      const problem = toProblem(error, locate);
+      // Messages name the root "config"; this document is something else.
+      if (problem)
+        problems.push({ ...problem, message: problem.message.replace(/^config:/, `${rootName}:`) });
+    }
+    return problems;
+  };
+}
+
 function toProblem(error: ErrorObject, locate: Locator): ConfigProblem | null {
   const path = parsePointer(error.instancePath);
   const where = describePath(path);

@@ -6,6 +6,8 @@ export type Strategy = 'failover' | 'round_robin' | 'fastest';
 export type DenyWith = 'refused' | 'nxdomain' | 'drop';
 export type RateScope = 'client' | 'policy';
 export type RateExceed = 'drop' | 'refused' | 'truncate';
+/** enforce: block as configured; audit: answer as allowed, log and count what would be blocked. */
+export type PolicyMode = 'enforce' | 'audit';
 
 export interface ListenerConfig {
   readonly name: string;
@@ -72,6 +74,7 @@ export interface PolicyConfig {
   readonly cache: boolean;
   /** null = follow `log.queries`. */
   readonly logQueries: boolean | null;
+  readonly mode: PolicyMode;
 }
 
 export interface CacheConfig {

@@ -8,6 +8,12 @@ import type { Decision } from '../pipeline/context.js';
 
 export type DecisionCounts = Record<Decision, number>;
 
+/** The decisions a policy in `mode: audit` suspends (answering as allowed instead). */
+export type AuditDecision = 'denied' | 'rate_limited' | 'filtered';
+export const AUDIT_DECISIONS: readonly AuditDecision[] = ['denied', 'rate_limited', 'filtered'];
+/** Queries a policy in audit mode let through, by the decision enforce mode would have taken. */
+export type AuditCounts = Record<AuditDecision, number>;
+
 export interface UpstreamCounts {
   ok: number;
   error: number;
@@ -73,6 +79,8 @@ export const UNMATCHED_POLICY = '';
 
 export class Counters {
   readonly decisions = new Map<string, DecisionCounts>();
+  /** Policy name → audit counts; an entry exists once the policy ran in audit mode. */
+  readonly audit = new Map<string, AuditCounts>();
   /** Responses sent, by RCODE (index 0..15). */
   readonly responses = new Float64Array(16);
   cacheHits = 0;
@@ -113,6 +121,16 @@ export class Counters {
     if (c === undefined) {
       c = { allowed: 0, denied: 0, rate_limited: 0, filtered: 0, unmatched: 0 };
       this.decisions.set(name, c);
+    }
+    return c;
+  }
+
+  /** Audit counter object for one policy (made when a generation puts it in audit mode). */
+  forAudit(name: string): AuditCounts {
+    let c = this.audit.get(name);
+    if (c === undefined) {
+      c = { denied: 0, rate_limited: 0, filtered: 0 };
+      this.audit.set(name, c);
     }
     return c;
   }

@@ -4,8 +4,11 @@
 import type { GatewayConfig, PolicyConfig, RateLimitConfig, UpstreamSetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { type Counters, type DecisionCounts, UNMATCHED_POLICY } from '../metrics/counters.js';
+import { AuditStage } from '../policy/audit.js';
+import { POLICY_STEPS, type PolicyStep } from '../policy/order.js';
+import { compileRules, type PolicyRules } from '../policy/rules.js';
 import { AnswerCache, CacheStage } from '../stages/cache.js';
-import { denyAnswer } from '../stages/deny.js';
+import { DenyStage } from '../stages/deny.js';
 import { DomainStage } from '../stages/domain.js';
 import { ForwardStage } from '../stages/forward.js';
 import { PolicyTable } from '../stages/match-policy.js';
@@ -77,39 +80,63 @@ function compilePolicy(
   const udpMax = config.limits.udpMaxPayload;
   const counts = deps.counters.forPolicy(policy.name);
   const logQueries = policy.logQueries ?? config.log.queries;
+  const rules = compileRules(policy);
+  const base = { name: policy.name, config: policy, rules, counts, logQueries };
 
-  if (policy.action === 'deny') {
+  if (policy.action === 'deny' && policy.mode === 'enforce') {
     // A denying policy has no other stage: nothing after the refusal could run.
-    const handle: Handler = (ctx) => {
-      ctx.decision = 'denied';
-      return denyAnswer(ctx, policy.denyWith, udpMax);
-    };
-    return { name: policy.name, config: policy, handle, counts, logQueries };
+    const deny = new DenyStage(policy.denyWith, udpMax);
+    return { ...base, handle: (ctx) => deny.handle(ctx, forbidden) };
   }
 
   const upstream = upstreamSets.get(policy.upstream);
   if (!upstream) throw new Error(`policy ${policy.name}: upstream set ${policy.upstream} not built`);
 
-  // The order, once, with why each stage sits where it does:
+  // The steps in the one order of src/policy/order.ts (which says why each sits where it
+  // does). In audit mode each is wrapped so that it records what it would block instead.
+  const audit = policy.mode === 'audit' ? deps.counters.forAudit(policy.name) : null;
   const stages: Stage[] = [];
-  // 1. rate limit first: a flooding client must cost as little as possible, and limited
-  //    queries must not warm the cache or reach the upstream.
-  if (policy.rateLimit) {
-    stages.push(new RateLimitStage(carriedLimiter(policy, config, deps, carried), policy.rateLimit, udpMax));
+  for (const step of POLICY_STEPS) {
+    const stage = policyStage(step, rules, policy, config, deps, carried);
+    if (stage !== null) stages.push(audit === null ? stage : new AuditStage(stage, audit));
   }
-  // 2. query type before domain: a type check is one Set probe, a domain check walks labels.
-  if (policy.queryTypes) stages.push(new QueryTypeStage(policy.queryTypes, policy.denyWith, udpMax));
-  // 3. domain filter before the cache: a name filtered now must not be answered from a
-  //    cache warmed while it was allowed (or by another policy sharing the upstream set).
-  if (policy.domains) stages.push(new DomainStage(policy.domains, policy.denyWith, udpMax));
-  // 4. cache last before the upstream: only queries that passed every check get here.
+  // The cache last before the upstream: only queries that passed every check get here.
   if (policy.cache) {
     const cache = carriedCache(policy.upstream, config, deps, carried);
     stages.push(new CacheStage(cache, deps.counters, udpMax));
   }
   const forward = new ForwardStage(upstream, config.limits.timeoutMs, udpMax, policy.cache);
-  return { name: policy.name, config: policy, handle: compose(stages, forward.handle), counts, logQueries };
+  return { ...base, handle: compose(stages, forward.handle) };
 }
+
+/** The live stage of one policy step, or null when the policy does not use the step. */
+function policyStage(
+  step: PolicyStep,
+  rules: PolicyRules,
+  policy: PolicyConfig,
+  config: GatewayConfig,
+  deps: BuildDeps,
+  carried: CarriedState,
+): Stage | null {
+  const udpMax = config.limits.udpMaxPayload;
+  switch (step) {
+    case 'action':
+      return policy.action === 'deny' ? new DenyStage(policy.denyWith, udpMax) : null;
+    case 'rate-limit':
+      return policy.rateLimit
+        ? new RateLimitStage(carriedLimiter(policy, config, deps, carried), policy.rateLimit, udpMax)
+        : null;
+    case 'query-type':
+      return rules.queryTypes ? new QueryTypeStage(rules.queryTypes, policy.denyWith, udpMax) : null;
+    case 'domain':
+      return rules.domains ? new DomainStage(rules.domains, policy.denyWith, udpMax) : null;
+  }
+}
+
+/** The `next` of a stage that never passes a query on. */
+const forbidden: Handler = () => {
+  throw new Error('a denying stage passed a query on');
+};
 
 function carriedLimiter(
   policy: PolicyConfig,

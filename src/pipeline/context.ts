@@ -30,6 +30,13 @@ export interface QueryContext {
   /** Set by match-policy; null only for unmatched clients. */
   policy: CompiledPolicy | null;
   decision: Decision;
+  /**
+   * Set only by a policy in `mode: audit`: the decision enforce mode would have taken
+   * (denied, rate_limited or filtered) for a query that is answered as allowed instead.
+   * null otherwise. `decision` stays what was done, so dns_tool_queries_total counts the
+   * query as allowed and dns_tool_audit_total counts `would`.
+   */
+  would: Decision | null;
   cached: boolean;
   /** Upstream server id that answered, when one did. */
   upstreamServer: string | null;

@@ -92,6 +92,7 @@ export class QueryEntry {
       startedAt: performance.now(),
       policy: null,
       decision: 'allowed',
+      would: null,
       cached: false,
       upstreamServer: null,
     };
@@ -157,11 +158,13 @@ export class QueryEntry {
       }
       this.counters.responses[out[3] & 0x0f]++;
     }
-    if (log) this.logQuery(ctx, out);
+    // An audited query is logged whatever log_queries says: the line is the audit record.
+    if (log || ctx.would !== null) this.logQuery(ctx, out);
     return out;
   }
 
   private logQuery(ctx: QueryContext, answer: StageResult): void {
+    const audit = ctx.would === null ? null : { audit: true, would: ctx.would };
     this.queryLines.info(
       {
         client: ctx.clientAddress,
@@ -174,6 +177,7 @@ export class QueryEntry {
         upstream: ctx.upstreamServer,
         duration_ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
         transport: ctx.transport,
+        ...audit,
       },
       'query',
     );

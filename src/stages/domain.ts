@@ -1,10 +1,10 @@
 // The domain filter stage and the suffix set behind it: a policy's allow and deny lists
-// of names, matched on label boundaries.
+// of names, matched on label boundaries. The decision is a pure filter `explain` calls too.
 import type { DenyWith, DomainFilterConfig } from '../config/types.js';
 import { asciiLower } from '../dns/wire.js';
 import type { QueryContext } from '../pipeline/context.js';
 import type { Handler, MaybePromise, Stage, StageResult } from '../pipeline/stage.js';
-import { denyAnswer } from './deny.js';
+import { denyAnswer, type FilterVerdict } from './deny.js';
 
 /**
  * A hash set of names; a query name matches when it or one of its parents is listed.
@@ -51,53 +51,101 @@ export class DomainSet {
 
   /** true when `lname` or one of its parents is listed. */
   has(lname: string): boolean {
-    if (this.matchesAll) return true;
+    return this.match(lname) !== null;
+  }
+
+  /**
+   * The listed name that covers `lname` (itself or its nearest listed parent; "." for the
+   * root), or null. The suffix probed is the string returned, so a hit allocates nothing more.
+   */
+  match(lname: string): string | null {
+    if (this.matchesAll) return '.';
     const names = this.names;
-    if (names.size === 0) return false;
+    if (names.size === 0) return null;
     const name = asciiLower(lname);
     const length = name.length;
-    if (length <= this.longest && names.has(name)) return true;
+    if (length <= this.longest && names.has(name)) return name;
     for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {
       const suffixLength = length - dot - 1;
-      if (suffixLength < this.shortest) return false;
-      if (suffixLength <= this.longest && names.has(name.slice(dot + 1))) return true;
+      if (suffixLength < this.shortest) return null;
+      if (suffixLength <= this.longest) {
+        const suffix = name.slice(dot + 1);
+        if (names.has(suffix)) return suffix;
+      }
     }
-    return false;
+    return null;
   }
 }
+
+const PASS_UNLISTED: FilterVerdict = Object.freeze({
+  filtered: false,
+  rule: null,
+  list: null,
+  entry: null,
+  line: null,
+});
+const NOT_ALLOWED: FilterVerdict = Object.freeze({
+  filtered: true,
+  rule: 'not-allowed',
+  list: null,
+  entry: null,
+  line: null,
+});
 
 /**
  * A name under `allow` passes; else a name under `deny` is filtered; else it passes,
  * unless the policy lists only `allow` (an allow-list), when every other name is
- * filtered. Filtered queries get the policy's `deny_with` answer and
- * ctx.decision = 'filtered'.
+ * filtered. Named lists (allow_lists, deny_lists) join here as further sets whose
+ * verdicts carry the list name and line.
  */
-export class DomainStage implements Stage {
-  readonly name = 'domain';
+export class DomainFilter {
   /** null when the list is empty, so the hot path skips it with one comparison. */
   private readonly allow: DomainSet | null;
   private readonly deny: DomainSet | null;
   private readonly allowOnly: boolean;
 
-  constructor(
-    cfg: DomainFilterConfig,
-    private readonly denyWith: DenyWith,
-    private readonly udpMaxPayload: number,
-  ) {
+  constructor(cfg: DomainFilterConfig) {
     this.allow = cfg.allow.length > 0 ? new DomainSet(cfg.allow) : null;
     this.deny = cfg.deny.length > 0 ? new DomainSet(cfg.deny) : null;
     this.allowOnly = this.allow !== null && this.deny === null;
   }
 
-  handle(ctx: QueryContext, next: Handler): MaybePromise<StageResult> {
-    const lname = ctx.lname;
+  /**
+   * The decision for a lowercased query name (as the wire peek spells it). Allocates only
+   * when an entry matched; the unmatched outcomes are shared frozen values.
+   */
+  verdict(lname: string): FilterVerdict {
     // A label holding a dot ("\.") could fake a boundary and pose as a name under the
     // allow-list, so such names never count as allowed; the deny-list may still catch them.
-    if (this.allow?.has(lname) && !lname.includes('\\')) return next(ctx);
-    if (this.deny !== null ? this.deny.has(lname) : this.allowOnly) {
-      ctx.decision = 'filtered';
-      return denyAnswer(ctx, this.denyWith, this.udpMaxPayload);
+    if (this.allow !== null && !lname.includes('\\')) {
+      const allowed = this.allow.match(lname);
+      if (allowed !== null) return { filtered: false, rule: 'allow', list: null, entry: allowed, line: null };
     }
-    return next(ctx);
+    if (this.deny !== null) {
+      const denied = this.deny.match(lname);
+      if (denied !== null) return { filtered: true, rule: 'deny', list: null, entry: denied, line: null };
+      return PASS_UNLISTED;
+    }
+    return this.allowOnly ? NOT_ALLOWED : PASS_UNLISTED;
+  }
+}
+
+/** Filtered queries get the policy's `deny_with` answer and ctx.decision = 'filtered'. */
+export class DomainStage implements Stage {
+  readonly name = 'domain';
+  readonly filter: DomainFilter;
+
+  constructor(
+    cfg: DomainFilterConfig | DomainFilter,
+    private readonly denyWith: DenyWith,
+    private readonly udpMaxPayload: number,
+  ) {
+    this.filter = cfg instanceof DomainFilter ? cfg : new DomainFilter(cfg);
+  }
+
+  handle(ctx: QueryContext, next: Handler): MaybePromise<StageResult> {
+    if (!this.filter.verdict(ctx.lname).filtered) return next(ctx);
+    ctx.decision = 'filtered';
+    return denyAnswer(ctx, this.denyWith, this.udpMaxPayload);
   }
 }

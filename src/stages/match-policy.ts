@@ -65,6 +65,38 @@ export class PolicyTable<T> {
     }
     return null;
   }
+
+  /**
+   * Every value whose prefix contains `address`, longest prefix first, with that prefix
+   * length: the winner `lookup` returns and the prefixes it beat. For `explain` and
+   * `diff`, not the hot path; addresses are read as `lookup` reads them.
+   */
+  matches(address: string): { length: number; value: T }[] {
+    const found: { length: number; value: T }[] = [];
+    let v4 = parseIPv4(address);
+    if (v4 < 0 && address.startsWith('::ffff:')) v4 = parseIPv4(address.slice(7));
+    if (v4 >= 0) {
+      for (const len of this.v4Lengths) {
+        const masked = len === 0 ? 0 : (v4 & (0xffffffff << (32 - len))) >>> 0;
+        const hit = this.v4.get(len)!.get(masked);
+        if (hit !== undefined) found.push({ length: len, value: hit });
+      }
+      return found;
+    }
+    if (!address.includes(':')) return found;
+    let value: bigint;
+    try {
+      value = IPv6.fromString(stripZone(address)).getValue();
+    } catch {
+      return found;
+    }
+    for (const len of this.v6Lengths) {
+      const masked = len === 0 ? 0n : (value >> BigInt(128 - len)) << BigInt(128 - len);
+      const hit = this.v6.get(len)!.get(masked);
+      if (hit !== undefined) found.push({ length: len, value: hit });
+    }
+    return found;
+  }
 }
 
 function stripZone(address: string): string {

@@ -41,6 +41,7 @@ export function contextFor(query: Buffer, opts: ContextOptions = {}): QueryConte
     startedAt: 0,
     policy: null,
     decision: 'allowed',
+    would: null,
     cached: false,
     upstreamServer: null,
   };

@@ -510,6 +510,11 @@ describe('the reload log line', () => {
       listeners: { added: [], removed: [] },
       upstreams: { added: [], removed: [], changed: ['default'] },
       policies: { added: [], removed: [], changed: ['lo'] },
+      // What changed in effect, as `dns-tool diff` prints it.
+      summary: [
+        'upstream default: timeout_ms 500 -> 700',
+        'policy lo: domains.deny added x.invalid; removed blocked.invalid',
+      ],
     });
     assert.equal(typeof ok.duration_ms, 'number');
     assert.equal(ok.msg, 'config reloaded');

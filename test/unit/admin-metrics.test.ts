@@ -74,6 +74,23 @@ describe('createMetricsRegistry', () => {
     ]);
   });
 
+  test('exposes audit counts by policy and would-be decision; the family is there from startup', async () => {
+    const empty = await createMetricsRegistry(new Counters()).metrics();
+    assert.deepEqual(family(empty, 'dns_tool_audit_total'), [
+      '# HELP dns_tool_audit_total Queries a policy in audit mode answered as allowed, by policy and the decision enforce mode would have taken.',
+      '# TYPE dns_tool_audit_total counter',
+    ]);
+    const counters = filledCounters();
+    counters.forAudit('trial').filtered = 4;
+    counters.forAudit('trial').rate_limited = 1;
+    const text = await createMetricsRegistry(counters).metrics();
+    assert.deepEqual(samples(text, 'dns_tool_audit_total'), [
+      'dns_tool_audit_total{policy="trial",decision="denied"} 0',
+      'dns_tool_audit_total{policy="trial",decision="rate_limited"} 1',
+      'dns_tool_audit_total{policy="trial",decision="filtered"} 4',
+    ]);
+  });
+
   test('exposes non-zero responses by RCODE name', async () => {
     const text = await createMetricsRegistry(filledCounters()).metrics();
     assert.deepEqual(family(text, 'dns_tool_responses_total'), [

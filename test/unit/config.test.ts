@@ -168,6 +168,7 @@ describe('freezing', () => {
       domains: { allow: ['good.example'], deny: ['ads.example'] },
       cache: true,
       logQueries: true,
+      mode: 'enforce',
     });
     assert.equal(quiet.action, 'deny');
     assert.equal(quiet.denyWith, 'nxdomain');

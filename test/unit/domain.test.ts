@@ -31,25 +31,17 @@ test('case-insensitive on both sides; trailing dots and the root', () => {
   assert.equal(new DomainSet([]).has('example.com'), false);
 });
 
-test('100,000 names load well under a second and lookups stay fast', () => {
+test('100,000 names: every name and its subdomains match, nothing else does', () => {
+  // Speed is the benchmark's business (bench/); this checks the set at a realistic size.
   const names = Array.from({ length: 100_000 }, (_, i) => `host${i}.zone${i % 997}.example`);
-  const started = performance.now();
   const set = new DomainSet(names);
-  const loadMs = performance.now() - started;
-  console.log(`100,000 names loaded in ${loadMs.toFixed(1)} ms`);
   assert.equal(set.size, 100_000);
-  assert.ok(loadMs < 1000, `load took ${loadMs} ms`);
-
-  const lookupsStarted = performance.now();
   let hits = 0;
   for (let i = 0; i < 100_000; i++) {
     if (set.has(`a.b.c.host${i}.zone${i % 997}.example`)) hits++;
     if (set.has(`a.b.c.host${i}.other.example`)) hits++;
   }
-  const lookupMs = performance.now() - lookupsStarted;
-  console.log(`200,000 lookups in ${lookupMs.toFixed(1)} ms`);
   assert.equal(hits, 100_000);
-  assert.ok(lookupMs < 2000, `lookups took ${lookupMs} ms`);
 });
 
 function outcome(
@@ -110,4 +102,45 @@ test('a dot inside a label cannot pose as a name under the allow-list', () => {
 
 test('empty lists pass everything', () => {
   assert.equal(outcome({ allow: [], deny: [] }, 'example.com'), 'pass');
+});
+
+test('match names the listed entry: the name itself or its nearest listed parent', () => {
+  const set = new DomainSet(['example.com', 'a.example.com', 'Tracker.TEST.']);
+  assert.equal(set.match('x.y.a.example.com'), 'a.example.com');
+  assert.equal(set.match('b.example.com'), 'example.com');
+  assert.equal(set.match('EXAMPLE.com'), 'example.com');
+  assert.equal(set.match('www.tracker.test'), 'tracker.test');
+  assert.equal(set.match('notexample.com'), null);
+  assert.equal(new DomainSet(['.']).match('any.name'), '.');
+});
+
+test('the filter verdict the stage acts on carries the rule and entry explain prints', () => {
+  const filter = new DomainStage({ allow: ['ok.ads.example'], deny: ['ads.example'] }, 'refused', 1232)
+    .filter;
+  assert.deepEqual(filter.verdict('www.ok.ads.example'), {
+    filtered: false,
+    rule: 'allow',
+    list: null,
+    entry: 'ok.ads.example',
+    line: null,
+  });
+  assert.deepEqual(filter.verdict('x.ads.example'), {
+    filtered: true,
+    rule: 'deny',
+    list: null,
+    entry: 'ads.example',
+    line: null,
+  });
+  assert.deepEqual(filter.verdict('www.example'), {
+    filtered: false,
+    rule: null,
+    list: null,
+    entry: null,
+    line: null,
+  });
+  const allowOnly = new DomainStage({ allow: ['corp.example'], deny: [] }, 'refused', 1232).filter;
+  assert.equal(allowOnly.verdict('www.example').rule, 'not-allowed');
+  assert.equal(allowOnly.verdict('www.example').filtered, true);
+  // A "\." inside a label never counts as allowed, as in the stage.
+  assert.equal(allowOnly.verdict('evil\\.corp.example').filtered, true);
 });

@@ -54,3 +54,26 @@ test('garbage addresses never throw', () => {
   assert.equal(parseIPv4('1.2.3.4'), 0x01020304);
   assert.equal(parseIPv4('255.255.255.255'), 0xffffffff);
 });
+
+test('matches: every containing prefix, longest first, the first being what lookup returns', () => {
+  const table = new PolicyTable([
+    { cidr: '10.0.0.0/8', value: 'wide' },
+    { cidr: '10.1.2.0/24', value: 'narrow' },
+    { cidr: '10.1.0.0/16', value: 'mid' },
+    { cidr: '10.9.0.0/16', value: 'other' },
+    { cidr: '2001:db8::/32', value: 'v6' },
+    { cidr: '2001:db8:1::/48', value: 'v6-office' },
+  ]);
+  assert.deepEqual(table.matches('10.1.2.3'), [
+    { length: 24, value: 'narrow' },
+    { length: 16, value: 'mid' },
+    { length: 8, value: 'wide' },
+  ]);
+  assert.deepEqual(table.matches('::ffff:10.1.2.3')[0], { length: 24, value: 'narrow' });
+  assert.deepEqual(table.matches('2001:db8:1::9'), [
+    { length: 48, value: 'v6-office' },
+    { length: 32, value: 'v6' },
+  ]);
+  assert.deepEqual(table.matches('11.0.0.1'), []);
+  for (const bad of ['', 'abc', '1.2.3', ':::::']) assert.deepEqual(table.matches(bad), []);
+});
