@@ -335,10 +335,10 @@ function msSince(started: number): number {
   return Math.round((performance.now() - started) * 1000) / 1000;
 }
 
-/** Upstream sets some allowing policy forwards to: the ones readiness waits for. */
+/** Upstream sets some policy forwards to (an allowing one, or any in audit mode): the ones readiness waits for. */
 function usedSets(config: GatewayConfig): string[] {
   const used = new Set<string>();
-  for (const p of config.policies) if (p.action === 'allow') used.add(p.upstream);
+  for (const p of config.policies) if (p.action === 'allow' || p.mode === 'audit') used.add(p.upstream);
   return [...used];
 }
 

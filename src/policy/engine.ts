@@ -1,6 +1,7 @@
 // The offline decision engine behind `explain` and `test`: what a config does with one
-// query, step by step, from the same policy table and the same filters the live pipeline
-// runs (src/pipeline/build.ts composes its stages from compileRules and POLICY_STEPS too).
+// query, step by step, with the live pipeline's own parts: the PolicyTable lookup, the
+// wire peek of the question, and the filters of compileRules in the order of POLICY_STEPS
+// (src/pipeline/build.ts composes the live stages from the same two).
 import { rrTypeName, rrTypeNumber } from '../config/rrtypes.js';
 import { parseCidr } from '../config/semantic.js';
 import type { GatewayConfig, PolicyConfig, PolicyMode, RateLimitConfig } from '../config/types.js';

@@ -190,3 +190,30 @@ describe('mode: audit', () => {
     }
   });
 });
+
+describe('readiness', () => {
+  test('a denying policy in audit mode forwards, so its upstream set counts for /readyz', async () => {
+    const port = await freePort();
+    // Nothing listens here: the set can never have a verified server.
+    const deadPort = await freePort();
+    const gw = await startGateway(`
+version: 1
+listeners: [{ name: t, address: 127.0.0.1, port: ${port} }]
+upstreams:
+  trial:
+    timeout_ms: 300
+    servers:
+      - ${upstream.serverEntry({ port: deadPort })}
+policies:
+  - { name: trial-deny, clients: [127.0.0.3], mode: audit, action: deny, upstream: trial }
+log: { level: silent }
+`);
+    try {
+      const r = gw.gateway.readiness();
+      assert.equal(r.ready, false);
+      assert.match(r.reason ?? '', /set\(s\): trial/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
