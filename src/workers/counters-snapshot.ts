@@ -1,7 +1,13 @@
 // Owns moving a worker's Counters across the IPC channel: a plain-JSON snapshot of every
 // counter, and the sum of many snapshots written into one Counters the primary's metrics
 // registry reads.
-import type { Counters, DecisionCounts, UpstreamCounts, UpstreamHealth } from '../metrics/counters.js';
+import type {
+  AuditCounts,
+  Counters,
+  DecisionCounts,
+  UpstreamCounts,
+  UpstreamHealth,
+} from '../metrics/counters.js';
 
 /**
  * Everything a Counters holds, as JSON-safe data. Sizes are those of Counters: one entry
@@ -9,6 +15,7 @@ import type { Counters, DecisionCounts, UpstreamCounts, UpstreamHealth } from '.
  */
 export interface CountersSnapshot {
   readonly decisions: [string, DecisionCounts][];
+  readonly audit: [string, AuditCounts][];
   readonly responses: number[];
   readonly cacheHits: number;
   readonly cacheMisses: number;
@@ -26,6 +33,7 @@ export interface CountersSnapshot {
 export function snapshotCounters(c: Counters): CountersSnapshot {
   return {
     decisions: [...c.decisions].map(([name, counts]) => [name, { ...counts }]),
+    audit: [...c.audit].map(([name, counts]) => [name, { ...counts }]),
     responses: Array.from(c.responses),
     cacheHits: c.cacheHits,
     cacheMisses: c.cacheMisses,
@@ -52,6 +60,7 @@ export function countsOnly(s: CountersSnapshot): CountersSnapshot {
 /** Sets every counter of `c` back to zero (maps emptied), ready for addSnapshot. */
 export function clearCounters(c: Counters): void {
   c.decisions.clear();
+  c.audit.clear();
   c.responses.fill(0);
   c.cacheHits = 0;
   c.cacheMisses = 0;
@@ -81,6 +90,12 @@ export function addSnapshot(c: Counters, s: CountersSnapshot): void {
     into.rate_limited += counts.rate_limited;
     into.filtered += counts.filtered;
     into.unmatched += counts.unmatched;
+  }
+  for (const [name, counts] of s.audit ?? []) {
+    const into = c.forAudit(name);
+    into.denied += counts.denied;
+    into.rate_limited += counts.rate_limited;
+    into.filtered += counts.filtered;
   }
   const n = Math.min(c.responses.length, s.responses.length);
   for (let i = 0; i < n; i++) c.responses[i] += s.responses[i];
