@@ -17,6 +17,8 @@ export interface BoundListener {
   readonly protocol: 'udp' | 'tcp';
   readonly address: string;
   readonly port: number;
+  /** TCP: client connections open when listed. */
+  readonly connections?: number;
 }
 
 function keyOf(protocol: string, address: string, port: number): string {
@@ -87,13 +89,18 @@ export class ListenerSet {
 
   list(): BoundListener[] {
     const out: BoundListener[] = [];
-    for (const [key, { listener, name }] of this.sockets) {
-      out.push({
-        name,
-        protocol: key.startsWith('udp') ? 'udp' : 'tcp',
-        address: listener.address,
-        port: listener.localPort,
-      });
+    for (const { listener, name } of this.sockets.values()) {
+      out.push(
+        listener instanceof TcpListener
+          ? {
+              name,
+              protocol: 'tcp',
+              address: listener.address,
+              port: listener.localPort,
+              connections: listener.connectionCount,
+            }
+          : { name, protocol: 'udp', address: listener.address, port: listener.localPort },
+      );
     }
     return out;
   }
