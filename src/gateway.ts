@@ -311,8 +311,10 @@ export class Gateway {
   }
 
   /**
-   * Stop accepting, let in-flight queries finish (at most `graceMs`), close upstream
-   * connections. Idempotent.
+   * Shut down in order: stop taking queries (no new TCP connections, open ones read no
+   * further, UDP datagrams dropped unread) while every socket stays open; answer the queries
+   * already taken, each from the socket it came in on (at most `graceMs` in all); close the
+   * sockets; then close upstream connections. Idempotent.
    */
   async stop(graceMs = this.generation?.config.limits.timeoutMs ?? 0): Promise<void> {
     if (this.stopped) return;

@@ -31,6 +31,7 @@ export interface RawConfig {
     udp_max_payload: number;
     max_tcp_connections: number;
     tcp_idle_timeout_ms: number;
+    max_tcp_inflight_per_connection: number;
     max_rate_limit_buckets: number;
     max_inflight: number;
   };
@@ -183,6 +184,7 @@ export function freezeConfig(
       udpMaxPayload: raw.limits.udp_max_payload,
       maxTcpConnections: raw.limits.max_tcp_connections,
       tcpIdleTimeoutMs: raw.limits.tcp_idle_timeout_ms,
+      maxTcpInflightPerConnection: raw.limits.max_tcp_inflight_per_connection,
       maxRateLimitBuckets: raw.limits.max_rate_limit_buckets,
       maxInflight: raw.limits.max_inflight,
     },

@@ -89,6 +89,7 @@ export interface LimitsConfig {
   readonly udpMaxPayload: number;
   readonly maxTcpConnections: number;
   readonly tcpIdleTimeoutMs: number;
+  readonly maxTcpInflightPerConnection: number;
   readonly maxRateLimitBuckets: number;
   readonly maxInflight: number;
 }

@@ -7,11 +7,18 @@ import { UdpListener } from './udp.js';
 
 type Listener = UdpListener | TcpListener;
 
+export interface ListenerLimits extends TcpLimits {
+  /** How long a closing listener waits for its queries in flight. */
+  readonly timeoutMs: number;
+}
+
 export interface BoundListener {
   readonly name: string;
   readonly protocol: 'udp' | 'tcp';
   readonly address: string;
   readonly port: number;
+  /** TCP: client connections open when listed. */
+  readonly connections?: number;
 }
 
 function keyOf(protocol: string, address: string, port: number): string {
@@ -24,7 +31,7 @@ export class ListenerSet {
 
   constructor(
     private readonly entry: QueryEntry,
-    private readonly tcpLimits: () => TcpLimits,
+    private readonly limits: () => ListenerLimits,
     private readonly logger: Logger,
   ) {}
 
@@ -49,7 +56,7 @@ export class ListenerSet {
         const listener =
           protocol === 'udp'
             ? new UdpListener(cfg.address, cfg.port, this.entry, this.logger)
-            : new TcpListener(cfg.address, cfg.port, this.entry, this.tcpLimits, this.logger);
+            : new TcpListener(cfg.address, cfg.port, this.entry, this.limits, this.logger);
         await listener.listen();
         this.sockets.set(key, { listener, name: cfg.name });
         bound.push(key);
@@ -66,30 +73,39 @@ export class ListenerSet {
       if (w) entry.name = w.cfg.name;
     }
     const removed = [...this.sockets.keys()].filter((k) => !wantedKeys.has(k));
+    // A removed listener drains as at shutdown: it takes nothing new, and the queries it took
+    // are answered from it (bounded by limits.timeout_ms) before its socket closes.
     const commit = async () => {
+      const closing: Promise<void>[] = [];
       for (const key of removed) {
         const entry = this.sockets.get(key);
         this.sockets.delete(key);
-        await entry?.listener.close(0);
+        if (entry) closing.push(entry.listener.close(this.limits().timeoutMs));
       }
+      await Promise.all(closing);
     };
     return { added: bound, removed, commit };
   }
 
   list(): BoundListener[] {
     const out: BoundListener[] = [];
-    for (const [key, { listener, name }] of this.sockets) {
-      out.push({
-        name,
-        protocol: key.startsWith('udp') ? 'udp' : 'tcp',
-        address: listener.address,
-        port: listener.localPort,
-      });
+    for (const { listener, name } of this.sockets.values()) {
+      out.push(
+        listener instanceof TcpListener
+          ? {
+              name,
+              protocol: 'tcp',
+              address: listener.address,
+              port: listener.localPort,
+              connections: listener.connectionCount,
+            }
+          : { name, protocol: 'udp', address: listener.address, port: listener.localPort },
+      );
     }
     return out;
   }
 
-  /** Stop accepting everywhere; TCP connections get `graceMs` to finish in-flight queries. */
+  /** Stop accepting everywhere; queries in flight get `graceMs` to be answered. */
   async close(graceMs: number): Promise<void> {
     const all = [...this.sockets.values()];
     this.sockets.clear();

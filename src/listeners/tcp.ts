@@ -1,6 +1,8 @@
 // A TCP listener per RFC 7766: length-prefixed messages, many queries per connection
-// answered as they complete, an idle timeout and a connection cap.
+// answered as they complete, an idle timeout, a connection cap and a cap on each
+// connection's queries in flight.
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { type EntryResult, MALFORMED, PENDING, type QueryEntry } from '../pipeline/entry.js';
 import type { StageResult } from '../pipeline/stage.js';
@@ -9,6 +11,7 @@ import { ListenError } from './errors.js';
 export interface TcpLimits {
   readonly maxTcpConnections: number;
   readonly tcpIdleTimeoutMs: number;
+  readonly maxTcpInflightPerConnection: number;
 }
 
 /** A client that stops reading may leave at most this many answer bytes queued before it is cut. */
@@ -32,6 +35,11 @@ export class TcpListener {
     return this.boundPort;
   }
 
+  /** Client connections open now. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
   listen(): Promise<void> {
     const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     return new Promise((resolve, reject) => {
@@ -52,20 +60,18 @@ export class TcpListener {
 
   private onConnection(socket: net.Socket): void {
     const limits = this.limits();
-    if (this.connections.size >= limits.maxTcpConnections) {
+    if (this.connections.size >= limits.maxTcpConnections || this.server === null) {
       // Over the cap: close at once rather than let the client wait on a queue.
       socket.destroy();
       return;
     }
-    const conn = new Connection(socket, this.entry, limits.tcpIdleTimeoutMs, () =>
-      this.connections.delete(conn),
-    );
+    const conn = new Connection(socket, this.entry, limits, () => this.connections.delete(conn));
     this.connections.add(conn);
   }
 
   /**
-   * Stop accepting; open connections answer what they have in flight, then close.
-   * Resolves when every connection is gone or `graceMs` passed (then they are cut).
+   * Stop accepting; open connections are read no further, answer what they have in flight,
+   * then close. Resolves when every connection is gone or `graceMs` passed (then they are cut).
    */
   async close(graceMs = 0): Promise<void> {
     const server = this.server;
@@ -81,44 +87,101 @@ export class TcpListener {
   }
 }
 
+/**
+ * One client connection. Idle means: no complete message read and no answer written for
+ * `tcpIdleTimeoutMs`, with nothing in flight. Bytes of an unfinished message are not
+ * activity, so a client that trickles a frame a byte at a time (slowloris) is cut like a
+ * silent one; a connection with queries in flight is never idle (they end within
+ * `limits.timeout_ms`, and their answers are activity). At the idle timeout the socket is
+ * destroyed, not ended: a client that never closes its side must not keep its slot.
+ */
 class Connection {
   private pending: Buffer | null = null;
   /** Read once: the getters are native calls. */
   private readonly remoteAddress: string;
   private readonly remotePort: number;
+  private readonly idleMs: number;
+  private readonly maxInflight: number;
   private inflight = 0;
+  /** performance.now() of the last complete message or answer. */
+  private lastActive: number;
+  private idleTimer: NodeJS.Timeout;
+  /** Reading stopped because `maxInflight` queries are waiting. */
+  private blocked = false;
   private draining = false;
   private closed = false;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly entry: QueryEntry,
-    idleTimeoutMs: number,
+    limits: TcpLimits,
     private readonly onClose: () => void,
   ) {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    socket.setTimeout(idleTimeoutMs);
-    socket.on('timeout', () => {
-      if (this.inflight === 0) socket.end();
-    });
-    socket.on('data', (chunk) => this.onData(chunk));
+    this.idleMs = limits.tcpIdleTimeoutMs;
+    this.maxInflight = limits.maxTcpInflightPerConnection;
+    this.lastActive = performance.now();
+    // One timer per connection, re-armed when it fires rather than on every message: a
+    // message only records the time.
+    this.idleTimer = this.armIdle(this.idleMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => {});
     socket.on('close', () => {
       this.closed = true;
+      clearTimeout(this.idleTimer);
       this.onClose();
     });
   }
 
+  private armIdle(ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.onIdleTimer(), ms);
+    timer.unref();
+    return timer;
+  }
+
+  private onIdleTimer(): void {
+    if (this.closed) return;
+    if (this.inflight > 0) {
+      // Never idle while queries wait; the last answer starts the idle period.
+      this.idleTimer = this.armIdle(this.idleMs);
+      return;
+    }
+    const left = this.lastActive + this.idleMs - performance.now();
+    if (left > 0) {
+      this.idleTimer = this.armIdle(Math.ceil(left));
+      return;
+    }
+    this.destroy();
+  }
+
   private onData(chunk: Buffer): void {
-    let buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    this.pending = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    this.parse();
+  }
+
+  /** Hand every complete message in `pending` to the entry, up to the in-flight cap. */
+  private parse(): void {
+    let buf = this.pending;
+    if (buf === null) return;
     while (buf.length >= 2) {
+      if (this.inflight >= this.maxInflight) {
+        // One connection must not take all of max_inflight: read nothing more until answers
+        // drain. What is already read waits here (at most one read's worth).
+        this.blocked = true;
+        this.socket.pause();
+        break;
+      }
       const len = buf.readUInt16BE(0);
       if (buf.length < 2 + len) break;
       // subarray shares memory with the read chunk; the entry never mutates the query.
       const msg = buf.subarray(2, 2 + len);
       buf = buf.subarray(2 + len);
-      if (!this.onMessage(msg)) return;
+      this.lastActive = performance.now();
+      if (!this.onMessage(msg) || this.draining) {
+        this.pending = null;
+        return;
+      }
     }
     this.pending = buf.length > 0 ? buf : null;
   }
@@ -136,7 +199,13 @@ class Connection {
   /** Bound once per connection: answers that were not ready at once arrive here. */
   private readonly sink = (answer: StageResult): void => {
     this.inflight--;
-    this.reply(answer);
+    this.lastActive = performance.now();
+    if (!this.reply(answer)) return;
+    if (this.blocked && this.inflight < this.maxInflight && !this.draining) {
+      this.blocked = false;
+      this.parse();
+      if (!this.blocked && !this.closed) this.socket.resume();
+    }
   };
 
   private reply(result: EntryResult): boolean {
@@ -150,20 +219,31 @@ class Connection {
       framed.writeUInt16BE(result.length, 0);
       result.copy(framed, 2);
       this.socket.write(framed);
-      if (this.socket.writableLength > MAX_PENDING_WRITE_BYTES) this.destroy();
+      if (this.socket.writableLength > MAX_PENDING_WRITE_BYTES) {
+        this.destroy();
+        return false;
+      }
     }
-    if (this.draining && this.inflight === 0) this.socket.end();
+    if (this.draining && this.inflight === 0) this.finish();
     return true;
   }
 
+  /** Read no more; close once the queries in flight are answered. */
   drain(): void {
     this.draining = true;
     this.socket.pause();
-    if (this.inflight === 0) this.socket.end();
+    if (this.inflight === 0) this.finish();
+  }
+
+  /** Send what is queued, then close without waiting for the client to close its side. */
+  private finish(): void {
+    if (this.closed) return;
+    this.socket.end(() => this.destroy());
   }
 
   destroy(): void {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     this.socket.destroy();
   }
 }

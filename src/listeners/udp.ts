@@ -2,20 +2,44 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../log.js';
+import { ThrottledLog } from '../log-throttle.js';
 import { type EntryResult, MALFORMED, PENDING, type QueryEntry } from '../pipeline/entry.js';
 import type { StageResult } from '../pipeline/stage.js';
 import { ListenError } from './errors.js';
 
+/** Socket errors of one kind are logged at most once per this many ms (with a count). */
+export const UDP_ERROR_LOG_INTERVAL_MS = 10_000;
+
 export class UdpListener {
   private socket: dgram.Socket | null = null;
   private boundPort = 0;
+  /** false once close() began: datagrams are no longer taken, answers still go out. */
+  private accepting = true;
+  /** Queries of this listener waiting on a stage; bounded by limits.max_inflight. */
+  private inflight = 0;
+  /** Called when `inflight` drops to 0 while closing. */
+  private onDrained: (() => void) | null = null;
+  private closing: Promise<void> | null = null;
+  private readonly socketErrors: ThrottledLog;
 
   constructor(
     readonly address: string,
     readonly port: number,
     private readonly entry: QueryEntry,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+    errorLogIntervalMs = UDP_ERROR_LOG_INTERVAL_MS,
+  ) {
+    this.socketErrors = new ThrottledLog(
+      logger.child({ listener: 'udp', address, port }),
+      'udp socket error',
+      errorLogIntervalMs,
+    );
+  }
+
+  /** Queries taken by this listener and not answered yet. */
+  get inFlight(): number {
+    return this.inflight;
+  }
 
   get localPort(): number {
     return this.boundPort;
@@ -38,8 +62,11 @@ export class UdpListener {
       // flag does nothing.
       socket.bind({ port: this.port, address: this.address, exclusive: false }, () => {
         socket.off('error', onError);
-        // Socket errors after bind (ICMP unreachable bursts, EMSGSIZE) are per packet; log, keep serving.
-        socket.on('error', (err) => this.logger.warn({ err, listener: 'udp' }, 'udp socket error'));
+        // Socket errors after bind (ICMP unreachable bursts, EMSGSIZE) are per packet: keep
+        // serving, and log each kind once per interval with a count, not once per packet.
+        socket.on('error', (err: NodeJS.ErrnoException) =>
+          this.socketErrors.warn(err.code ?? 'unknown', { err }),
+        );
         try {
           socket.setRecvBufferSize(4 * 1024 * 1024);
           socket.setSendBufferSize(4 * 1024 * 1024);
@@ -55,21 +82,47 @@ export class UdpListener {
   }
 
   private onMessage(socket: dgram.Socket, msg: Buffer, address: string, port: number): void {
+    if (!this.accepting) return;
     const result = this.entry.handle(msg, address, port, 'udp', this.sink);
-    if (result !== PENDING) send(socket, result, address, port);
+    if (result === PENDING) this.inflight++;
+    else send(socket, result, address, port);
   }
 
   /** Bound once: where answers that were not ready at once are sent from. */
   private readonly sink = (answer: StageResult, address: string, port: number): void => {
+    this.inflight--;
     if (this.socket !== null) send(this.socket, answer, address, port);
+    if (this.inflight === 0 && this.onDrained !== null) this.onDrained();
   };
 
-  /** Stop receiving; answers still pending are dropped by the closed socket (UDP has no connection to drain). */
-  close(_graceMs = 0): Promise<void> {
+  /**
+   * Stop taking datagrams (what arrives now is dropped unread), keep the socket until the
+   * queries already taken are answered or `graceMs` passed, then close it: the answers go
+   * out from the address the client asked.
+   */
+  close(graceMs = 0): Promise<void> {
+    this.closing ??= this.drainAndClose(graceMs);
+    return this.closing;
+  }
+
+  private async drainAndClose(graceMs: number): Promise<void> {
+    this.accepting = false;
     const socket = this.socket;
+    if (!socket) return;
+    if (this.inflight > 0 && graceMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, graceMs);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.onDrained = done;
+      });
+      this.onDrained = null;
+    }
     this.socket = null;
-    if (!socket) return Promise.resolve();
-    return new Promise((resolve) => socket.close(() => resolve()));
+    this.socketErrors.flush();
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 }
 

@@ -1,67 +1,123 @@
 // Longest-prefix match of a client address over every policy's CIDRs. The table is
 // built once per config generation; a lookup is one Map probe per distinct prefix length.
-import { IPv4CidrRange, IPv6, IPv6CidrRange } from 'ip-num';
+import { IPv4CidrRange, IPv6CidrRange } from 'ip-num';
+import { ADDRESS_INVALID, parseAddress, wordMask } from '../net/ip.js';
+
+/** An IPv6 network of one prefix length; networks whose words hash alike are chained. */
+interface V6Entry<T> {
+  readonly w0: number;
+  readonly w1: number;
+  readonly w2: number;
+  readonly w3: number;
+  value: T;
+  next: V6Entry<T> | null;
+}
+
+/** The masks and networks of one IPv6 prefix length. */
+interface V6Length<T> {
+  readonly m0: number;
+  readonly m1: number;
+  readonly m2: number;
+  readonly m3: number;
+  /** hash of the network's words → its entries. */
+  readonly byHash: Map<number, V6Entry<T>>;
+}
+
+/** Scratch for the IPv6 words of the address being looked up: one lookup runs at a time. */
+const words = new Uint32Array(4);
 
 /**
  * Prefix table keyed by masked address. Bounded by the number of CIDRs in the config.
- * IPv4 keys are unsigned 32-bit numbers; IPv6 keys are bigints.
+ * IPv4 keys are unsigned 32-bit numbers. IPv6 networks are four 32-bit words, found by a
+ * 30-bit hash of the masked words and compared word by word: no BigInt and no string is made
+ * per lookup (measured in bench/ip-lookup.ts: see the commit that introduced it).
  */
 export class PolicyTable<T> {
-  private readonly v4 = new Map<number, Map<number, T>>(); // prefix length → masked address → value
-  private readonly v6 = new Map<number, Map<bigint, T>>();
-  private v4Lengths: number[] = [];
-  private v6Lengths: number[] = [];
+  /** Longest prefix first: masks and their masked address → value maps. */
+  private readonly v4Masks: number[] = [];
+  private readonly v4Maps: Map<number, T>[] = [];
+  /** Longest prefix first. */
+  private readonly v6: V6Length<T>[] = [];
 
   /** `cidrs` are normalised CIDR strings as produced by the config loader. */
   constructor(entries: Iterable<{ readonly cidr: string; readonly value: T }>) {
+    const v4 = new Map<number, Map<number, T>>(); // prefix length → masked address → value
+    const v6 = new Map<number, V6Length<T>>();
     for (const { cidr, value } of entries) {
       if (cidr.includes(':')) {
         const range = IPv6CidrRange.fromCidr(cidr);
         const len = Number(range.cidrPrefix.getValue());
-        let byAddr = this.v6.get(len);
-        if (!byAddr) {
-          byAddr = new Map();
-          this.v6.set(len, byAddr);
+        let byLen = v6.get(len);
+        if (!byLen) {
+          byLen = {
+            m0: wordMask(len, 0),
+            m1: wordMask(len, 1),
+            m2: wordMask(len, 2),
+            m3: wordMask(len, 3),
+            byHash: new Map(),
+          };
+          v6.set(len, byLen);
         }
-        byAddr.set(range.getFirst().getValue(), value);
+        // Config parsing may use BigInt: it runs once per generation.
+        const first = range.getFirst().getValue();
+        const w0 = Number((first >> 96n) & 0xffffffffn);
+        const w1 = Number((first >> 64n) & 0xffffffffn);
+        const w2 = Number((first >> 32n) & 0xffffffffn);
+        const w3 = Number(first & 0xffffffffn);
+        const h = hashWords(w0, w1, w2, w3);
+        const head = byLen.byHash.get(h) ?? null;
+        // The loader rejects a CIDR listed twice; were one to slip through, the last wins (as for IPv4).
+        let dup = head;
+        while (dup !== null && !(dup.w0 === w0 && dup.w1 === w1 && dup.w2 === w2 && dup.w3 === w3))
+          dup = dup.next;
+        if (dup !== null) dup.value = value;
+        else byLen.byHash.set(h, { w0, w1, w2, w3, value, next: head });
       } else {
         const range = IPv4CidrRange.fromCidr(cidr);
         const len = Number(range.cidrPrefix.getValue());
-        let byAddr = this.v4.get(len);
+        let byAddr = v4.get(len);
         if (!byAddr) {
           byAddr = new Map();
-          this.v4.set(len, byAddr);
+          v4.set(len, byAddr);
         }
         byAddr.set(Number(range.getFirst().getValue()), value);
       }
     }
-    this.v4Lengths = [...this.v4.keys()].sort((a, b) => b - a);
-    this.v6Lengths = [...this.v6.keys()].sort((a, b) => b - a);
+    for (const len of [...v4.keys()].sort((a, b) => b - a)) {
+      this.v4Masks.push(wordMask(len, 0));
+      this.v4Maps.push(v4.get(len)!);
+    }
+    for (const len of [...v6.keys()].sort((a, b) => b - a)) this.v6.push(v6.get(len)!);
   }
 
   /** The value of the longest prefix containing `address`, or null. Never throws. */
   lookup(address: string): T | null {
-    let v4 = parseIPv4(address);
-    if (v4 < 0 && address.startsWith('::ffff:')) v4 = parseIPv4(address.slice(7));
+    const v4 = parseAddress(address, words);
     if (v4 >= 0) {
-      for (const len of this.v4Lengths) {
-        const masked = len === 0 ? 0 : (v4 & (0xffffffff << (32 - len))) >>> 0;
-        const hit = this.v4.get(len)!.get(masked);
+      const masks = this.v4Masks;
+      const maps = this.v4Maps;
+      for (let i = 0; i < masks.length; i++) {
+        const hit = maps[i].get((v4 & masks[i]) >>> 0);
         if (hit !== undefined) return hit;
       }
       return null;
     }
-    if (this.v6Lengths.length === 0 || !address.includes(':')) return null;
-    let value: bigint;
-    try {
-      value = IPv6.fromString(stripZone(address)).getValue();
-    } catch {
-      return null;
-    }
-    for (const len of this.v6Lengths) {
-      const masked = len === 0 ? 0n : (value >> BigInt(128 - len)) << BigInt(128 - len);
-      const hit = this.v6.get(len)!.get(masked);
-      if (hit !== undefined) return hit;
+    if (v4 === ADDRESS_INVALID) return null;
+    // IPv6: the words are in the scratch.
+    const w0 = words[0];
+    const w1 = words[1];
+    const w2 = words[2];
+    const w3 = words[3];
+    for (const len of this.v6) {
+      const a = (w0 & len.m0) >>> 0;
+      const b = (w1 & len.m1) >>> 0;
+      const c = (w2 & len.m2) >>> 0;
+      const d = (w3 & len.m3) >>> 0;
+      let e = len.byHash.get(hashWords(a, b, c, d)) ?? null;
+      while (e !== null) {
+        if (e.w0 === a && e.w1 === b && e.w2 === c && e.w3 === d) return e.value;
+        e = e.next;
+      }
     }
     return null;
   }
@@ -99,31 +155,11 @@ export class PolicyTable<T> {
   }
 }
 
-function stripZone(address: string): string {
-  const pct = address.indexOf('%');
-  return pct < 0 ? address : address.slice(0, pct);
-}
-
-/** Dotted-quad to unsigned 32-bit, or -1. Hand-written: it runs for every query. */
-export function parseIPv4(s: string): number {
-  let value = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || ++dots > 3) return -1;
-      value = value * 256 + part;
-      part = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      part = part * 10 + (c - 48);
-      if (++digits > 3 || part > 255) return -1;
-    } else {
-      return -1;
-    }
-  }
-  if (dots !== 3 || digits === 0) return -1;
-  return value * 256 + part;
+/** Mixes four 32-bit words into a small integer (a V8 Smi, so the Map probe stays cheap). */
+function hashWords(a: number, b: number, c: number, d: number): number {
+  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 15) ^ b, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 13) ^ c, 0x27d4eb2f);
+  h = Math.imul(h ^ (h >>> 16) ^ d, 0x165667b1);
+  return (h ^ (h >>> 15)) & 0x3fffffff;
 }

@@ -131,6 +131,7 @@ describe('freezing', () => {
       udpMaxPayload: 1232,
       maxTcpConnections: 1024,
       tcpIdleTimeoutMs: 10000,
+      maxTcpInflightPerConnection: 128,
       maxRateLimitBuckets: 100000,
       maxInflight: 10000,
     });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RateLimitConfig } from '../../src/config/types.js';
 import type { Handler } from '../../src/pipeline/stage.js';
-import { RateLimiter, RateLimitStage } from '../../src/stages/rate-limit.js';
+import { RateLimiter, RateLimitStage, SWEEP_SLICE } from '../../src/stages/rate-limit.js';
 import { decodeMessage, queryContext } from '../helpers/ctx.js';
 
 function config(over: Partial<RateLimitConfig> = {}): RateLimitConfig {
@@ -131,6 +131,64 @@ test('at the bound, refilled buckets go first, then the least recently used', ()
   assert.equal(lru.size, 2);
   assert.equal(allowedOf(lru, '10.0.1.1', 10), 3, '10.0.1.1 kept (5 - 2 taken)');
   assert.equal(allowedOf(lru, '10.0.1.2', 10), 5, '10.0.1.2 evicted, starts full again');
+});
+
+test('a take does a bounded slice of the sweep: a full store of refilled buckets is not emptied by one arrival', () => {
+  const c = clock();
+  const bound = 1000;
+  const limiter = new RateLimiter(config({ qps: 1, burst: 5 }), bound, c.now);
+  for (let i = 0; i < bound; i++) limiter.take(`10.1.${i >>> 8}.${i & 255}`);
+  assert.equal(limiter.size, bound);
+  c.advance(10_000); // every bucket refilled
+  limiter.take('10.2.0.1');
+  assert.ok(
+    limiter.size >= bound - SWEEP_SLICE,
+    `one arrival examined at most ${SWEEP_SLICE} buckets, so at most that many went (size ${limiter.size})`,
+  );
+  // Later arrivals go on where the sweep stopped: the refilled buckets keep making room and
+  // the store never passes its bound.
+  for (let i = 0; i < 2 * bound; i++) {
+    limiter.take(`10.3.${i >>> 8}.${i & 255}`);
+    assert.ok(limiter.size <= bound);
+  }
+});
+
+test('with nothing refilled, an arrival at the bound evicts exactly the least recently used bucket', () => {
+  const c = clock();
+  const bound = 80;
+  const limiter = new RateLimiter(config({ qps: 1, burst: 5 }), bound, c.now);
+  for (let i = 0; i < bound; i++) {
+    limiter.take(`10.0.0.${i}`);
+    c.advance(1);
+  }
+  limiter.take('10.0.0.0'); // 10.0.0.1 is now the least recently used
+  limiter.take('10.0.1.1'); // a new prefix at the bound
+  assert.equal(limiter.size, bound, 'one out, one in: no batch eviction');
+  // The next oldest kept its state: 4 tokens left, not a fresh 5.
+  assert.equal(allowedOf(limiter, '10.0.0.2', 10), 4);
+  assert.equal(allowedOf(limiter, '10.0.0.79', 10), 4);
+  assert.equal(allowedOf(limiter, '10.0.0.1', 10), 5, 'the least recently used was evicted (full again)');
+});
+
+test('refilled buckets anywhere in the store go before any stateful one', () => {
+  const c = clock();
+  const bound = 1000;
+  const limiter = new RateLimiter(config({ qps: 1, burst: 5 }), bound, c.now);
+  // Interleaved: even prefixes drained (stateful), odd ones took a single token.
+  for (let i = 0; i < bound; i++) {
+    const address = `10.4.${i >>> 8}.${i & 255}`;
+    allowedOf(limiter, address, i % 2 === 0 ? 10 : 1);
+  }
+  c.advance(1500); // odd ones refilled; even ones hold 1.5 tokens
+  for (let i = 0; i < bound / 2; i++) limiter.take(`10.5.${i >>> 8}.${i & 255}`);
+  assert.ok(limiter.size <= bound);
+  for (let i = 0; i < bound; i += 2) {
+    assert.equal(
+      allowedOf(limiter, `10.4.${i >>> 8}.${i & 255}`, 10),
+      1,
+      `drained bucket ${i} kept its state`,
+    );
+  }
 });
 
 test('1,000,000 distinct sources stay within the bound, fast, and an active client keeps its bucket', () => {
