@@ -15,6 +15,7 @@ interface V6Entry<T> {
 
 /** The masks and networks of one IPv6 prefix length. */
 interface V6Length<T> {
+  readonly length: number;
   readonly m0: number;
   readonly m1: number;
   readonly m2: number;
@@ -36,6 +37,8 @@ export class PolicyTable<T> {
   /** Longest prefix first: masks and their masked address → value maps. */
   private readonly v4Masks: number[] = [];
   private readonly v4Maps: Map<number, T>[] = [];
+  /** The prefix length of each of v4Masks (for `matches`). */
+  private readonly v4Lengths: number[] = [];
   /** Longest prefix first. */
   private readonly v6: V6Length<T>[] = [];
 
@@ -50,6 +53,7 @@ export class PolicyTable<T> {
         let byLen = v6.get(len);
         if (!byLen) {
           byLen = {
+            length: len,
             m0: wordMask(len, 0),
             m1: wordMask(len, 1),
             m2: wordMask(len, 2),
@@ -85,6 +89,7 @@ export class PolicyTable<T> {
     }
     for (const len of [...v4.keys()].sort((a, b) => b - a)) {
       this.v4Masks.push(wordMask(len, 0));
+      this.v4Lengths.push(len);
       this.v4Maps.push(v4.get(len)!);
     }
     for (const len of [...v6.keys()].sort((a, b) => b - a)) this.v6.push(v6.get(len)!);
@@ -129,27 +134,30 @@ export class PolicyTable<T> {
    */
   matches(address: string): { length: number; value: T }[] {
     const found: { length: number; value: T }[] = [];
-    let v4 = parseIPv4(address);
-    if (v4 < 0 && address.startsWith('::ffff:')) v4 = parseIPv4(address.slice(7));
+    const v4 = parseAddress(address, words);
     if (v4 >= 0) {
-      for (const len of this.v4Lengths) {
-        const masked = len === 0 ? 0 : (v4 & (0xffffffff << (32 - len))) >>> 0;
-        const hit = this.v4.get(len)!.get(masked);
-        if (hit !== undefined) found.push({ length: len, value: hit });
+      for (let i = 0; i < this.v4Masks.length; i++) {
+        const hit = this.v4Maps[i].get((v4 & this.v4Masks[i]) >>> 0);
+        if (hit !== undefined) found.push({ length: this.v4Lengths[i], value: hit });
       }
       return found;
     }
-    if (!address.includes(':')) return found;
-    let value: bigint;
-    try {
-      value = IPv6.fromString(stripZone(address)).getValue();
-    } catch {
-      return found;
-    }
-    for (const len of this.v6Lengths) {
-      const masked = len === 0 ? 0n : (value >> BigInt(128 - len)) << BigInt(128 - len);
-      const hit = this.v6.get(len)!.get(masked);
-      if (hit !== undefined) found.push({ length: len, value: hit });
+    if (v4 === ADDRESS_INVALID) return found;
+    const w0 = words[0];
+    const w1 = words[1];
+    const w2 = words[2];
+    const w3 = words[3];
+    for (const len of this.v6) {
+      const a = (w0 & len.m0) >>> 0;
+      const b = (w1 & len.m1) >>> 0;
+      const c = (w2 & len.m2) >>> 0;
+      const d = (w3 & len.m3) >>> 0;
+      for (let e = len.byHash.get(hashWords(a, b, c, d)) ?? null; e !== null; e = e.next) {
+        if (e.w0 === a && e.w1 === b && e.w2 === c && e.w3 === d) {
+          found.push({ length: len.length, value: e.value });
+          break;
+        }
+      }
     }
     return found;
   }
