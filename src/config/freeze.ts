@@ -22,7 +22,14 @@ import type {
 /** The config as written (after schema defaults), key for key. */
 export interface RawConfig {
   version: 1;
-  listeners: { name: string; address: string; port: number; protocols: Protocol[] }[];
+  listeners: {
+    name: string;
+    address: string;
+    port: number;
+    protocols: Protocol[];
+    proxy_protocol?: { from: string[] };
+    ecs_client?: { from: string[] };
+  }[];
   upstreams: Record<string, RawUpstreamSet>;
   policies: RawPolicy[];
   cache: { max_entries: number; min_ttl: number; max_ttl: number; negative_ttl: number };
@@ -107,6 +114,8 @@ export function freezeConfig(
     address: canonicalIp(l.address),
     port: l.port,
     protocols: [...l.protocols],
+    proxyProtocolFrom: l.proxy_protocol ? l.proxy_protocol.from.map((c) => parseCidr(c) as string) : null,
+    ecsClientFrom: l.ecs_client ? l.ecs_client.from.map((c) => parseCidr(c) as string) : null,
   }));
 
   const upstreams = new FrozenMap<string, UpstreamSetConfig>(

@@ -79,6 +79,24 @@ function checkListeners(listeners: unknown, report: Report, locate: Locator): vo
         );
       } else names.set(listener.name, index);
     }
+    for (const key of ['proxy_protocol', 'ecs_client']) {
+      const trusted = listener[key];
+      if (!isRecord(trusted) || !Array.isArray(trusted.from)) continue;
+      const seen = new Map<string, number>();
+      trusted.from.forEach((cidr, i) => {
+        if (typeof cidr !== 'string') return;
+        const path = [...base, key, 'from', i];
+        const parsed = parseCidr(cidr);
+        if (typeof parsed !== 'string') report(path, 'value', parsed.problem);
+        else if (seen.has(parsed)) {
+          report(
+            path,
+            'value',
+            `${parsed} is listed twice (${firstAt(locate, [...base, key, 'from', seen.get(parsed)!])})`,
+          );
+        } else seen.set(parsed, i);
+      });
+    }
     if (typeof listener.address !== 'string') return;
     const reason = ipLiteralProblem(listener.address);
     if (reason) {

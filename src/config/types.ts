@@ -14,6 +14,10 @@ export interface ListenerConfig {
   readonly address: string;
   readonly port: number;
   readonly protocols: readonly Protocol[];
+  /** Normalised CIDRs whose datagrams and connections must start with a PROXY v2 header; null = none. */
+  readonly proxyProtocolFrom: readonly string[] | null;
+  /** Normalised CIDRs whose queries' ECS option names the client; null = none. */
+  readonly ecsClientFrom: readonly string[] | null;
 }
 
 export interface UpstreamServerConfig {

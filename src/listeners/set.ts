@@ -1,5 +1,6 @@
 // The listeners of the running config, opened and closed by difference on reload.
 import type { ListenerConfig } from '../config/types.js';
+import { listenerTrust } from '../identity/trust.js';
 import type { Logger } from '../log.js';
 import type { QueryEntry } from '../pipeline/entry.js';
 import { type TcpLimits, TcpListener } from './tcp.js';
@@ -57,6 +58,7 @@ export class ListenerSet {
           protocol === 'udp'
             ? new UdpListener(cfg.address, cfg.port, this.entry, this.logger)
             : new TcpListener(cfg.address, cfg.port, this.entry, this.limits, this.logger);
+        listener.trust = listenerTrust(cfg);
         await listener.listen();
         this.sockets.set(key, { listener, name: cfg.name });
         bound.push(key);
@@ -76,6 +78,11 @@ export class ListenerSet {
     // A removed listener drains as at shutdown: it takes nothing new, and the queries it took
     // are answered from it (bounded by limits.timeout_ms) before its socket closes.
     const commit = async () => {
+      // Kept sockets take the new generation's trust (proxy_protocol, ecs_client) with it.
+      for (const [key, entry] of this.sockets) {
+        const w = wantedKeys.get(key);
+        if (w) entry.listener.trust = listenerTrust(w.cfg);
+      }
       const closing: Promise<void>[] = [];
       for (const key of removed) {
         const entry = this.sockets.get(key);

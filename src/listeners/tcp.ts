@@ -3,6 +3,8 @@
 // connection's queries in flight.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { PROXY_INCOMPLETE, PROXY_INVALID, parseProxyV2 } from '../identity/proxy-v2.js';
+import { type ListenerTrust, TRUST_NOBODY, trusts } from '../identity/trust.js';
 import type { Logger } from '../log.js';
 import { type EntryResult, MALFORMED, PENDING, type QueryEntry } from '../pipeline/entry.js';
 import type { StageResult } from '../pipeline/stage.js';
@@ -22,6 +24,8 @@ export class TcpListener {
   /** Open connections; bounded by `maxTcpConnections`. */
   private readonly connections = new Set<Connection>();
   private boundPort = 0;
+  /** Who may name the client (PROXY v2, ECS); replaced when a reload changes the listener's keys. */
+  trust: ListenerTrust = TRUST_NOBODY;
 
   constructor(
     readonly address: string,
@@ -65,7 +69,7 @@ export class TcpListener {
       socket.destroy();
       return;
     }
-    const conn = new Connection(socket, this.entry, limits, () => this.connections.delete(conn));
+    const conn = new Connection(socket, this.entry, limits, this.trust, () => this.connections.delete(conn));
     this.connections.add(conn);
   }
 
@@ -100,6 +104,14 @@ class Connection {
   /** Read once: the getters are native calls. */
   private readonly remoteAddress: string;
   private readonly remotePort: number;
+  /** Who the queries are for: the remote address, or the client a PROXY header named. */
+  private client: string;
+  /** The forwarder that named `client`, or null. */
+  private via: string | null = null;
+  /** A PROXY v2 header must come first, and has not fully arrived yet. */
+  private awaitingProxyHeader: boolean;
+  private readonly ecsFrom: ListenerTrust['ecsFrom'];
+  private ecsTrusted: boolean;
   private readonly idleMs: number;
   private readonly maxInflight: number;
   private inflight = 0;
@@ -115,10 +127,15 @@ class Connection {
     private readonly socket: net.Socket,
     private readonly entry: QueryEntry,
     limits: TcpLimits,
+    trust: ListenerTrust,
     private readonly onClose: () => void,
   ) {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
+    this.client = this.remoteAddress;
+    this.awaitingProxyHeader = trusts(trust.proxyFrom, this.remoteAddress);
+    this.ecsFrom = trust.ecsFrom;
+    this.ecsTrusted = !this.awaitingProxyHeader && trusts(trust.ecsFrom, this.client);
     this.idleMs = limits.tcpIdleTimeoutMs;
     this.maxInflight = limits.maxTcpInflightPerConnection;
     this.lastActive = performance.now();
@@ -164,6 +181,25 @@ class Connection {
   private parse(): void {
     let buf = this.pending;
     if (buf === null) return;
+    if (this.awaitingProxyHeader) {
+      // Until the whole header is here nothing is a query. PROXY_V2_MAX_SIZE bounds what is
+      // buffered; a forwarder that stalls mid-header is cut by the idle timer.
+      const header = parseProxyV2(buf, 'stream');
+      if (header === PROXY_INCOMPLETE) return;
+      if (header === PROXY_INVALID) {
+        this.entry.proxyProtocolError();
+        this.pending = null;
+        this.destroy();
+        return;
+      }
+      this.awaitingProxyHeader = false;
+      if (header.sourceAddress !== null) {
+        this.client = header.sourceAddress;
+        this.via = this.remoteAddress;
+      }
+      this.ecsTrusted = trusts(this.ecsFrom, this.client);
+      buf = buf.subarray(header.length);
+    }
     while (buf.length >= 2) {
       if (this.inflight >= this.maxInflight) {
         // One connection must not take all of max_inflight: read nothing more until answers
@@ -188,7 +224,16 @@ class Connection {
 
   /** false when the connection was closed for bad input. */
   private onMessage(msg: Buffer): boolean {
-    const result = this.entry.handle(msg, this.remoteAddress, this.remotePort, 'tcp', this.sink);
+    const result = this.entry.handle(
+      msg,
+      this.remoteAddress,
+      this.remotePort,
+      'tcp',
+      this.sink,
+      this.client,
+      this.via,
+      this.ecsTrusted,
+    );
     if (result === PENDING) {
       this.inflight++;
       return true;

@@ -1,6 +1,8 @@
 // A UDP listener: one datagram in, at most one datagram out, sized by the entry.
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { parseProxyV2 } from '../identity/proxy-v2.js';
+import { type ListenerTrust, TRUST_NOBODY, trusts } from '../identity/trust.js';
 import type { Logger } from '../log.js';
 import { ThrottledLog } from '../log-throttle.js';
 import { type EntryResult, MALFORMED, PENDING, type QueryEntry } from '../pipeline/entry.js';
@@ -21,6 +23,8 @@ export class UdpListener {
   private onDrained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   private readonly socketErrors: ThrottledLog;
+  /** Who may name the client (PROXY v2, ECS); replaced when a reload changes the listener's keys. */
+  trust: ListenerTrust = TRUST_NOBODY;
 
   constructor(
     readonly address: string,
@@ -83,7 +87,38 @@ export class UdpListener {
 
   private onMessage(socket: dgram.Socket, msg: Buffer, address: string, port: number): void {
     if (!this.accepting) return;
-    const result = this.entry.handle(msg, address, port, 'udp', this.sink);
+    const trust = this.trust;
+    let result: ReturnType<QueryEntry['handle']>;
+    if (trust === TRUST_NOBODY) {
+      result = this.entry.handle(msg, address, port, 'udp', this.sink);
+    } else {
+      let query = msg;
+      let client = address;
+      let via: string | null = null;
+      if (trusts(trust.proxyFrom, address)) {
+        const header = parseProxyV2(msg, 'dgram');
+        if (typeof header !== 'object') {
+          this.entry.proxyProtocolError();
+          return;
+        }
+        query = msg.subarray(header.length);
+        if (header.sourceAddress !== null) {
+          client = header.sourceAddress;
+          via = address;
+        }
+      }
+      // The answer goes back to the datagram's source (the forwarder), without a header.
+      result = this.entry.handle(
+        query,
+        address,
+        port,
+        'udp',
+        this.sink,
+        client,
+        via,
+        trusts(trust.ecsFrom, client),
+      );
+    }
     if (result === PENDING) this.inflight++;
     else send(socket, result, address, port);
   }

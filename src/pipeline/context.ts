@@ -24,6 +24,8 @@ export interface QueryContext {
   readonly dnssecOk: boolean;
   readonly clientAddress: string;
   readonly clientPort: number;
+  /** The forwarder that named the client (PROXY v2 header or ECS), null for a direct client. */
+  readonly via: string | null;
   readonly transport: Transport;
   /** performance.now() at arrival. */
   readonly startedAt: number;

@@ -12,6 +12,7 @@ import {
   RCODE_SERVFAIL,
 } from '../dns/constants.js';
 import { PEEK_DROP, PEEK_FORMERR, PEEK_NOTIMP, peekQuery } from '../dns/wire.js';
+import { ECS_MALFORMED, ecsClient } from '../identity/ecs.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Generation } from './build.js';
@@ -46,6 +47,11 @@ export class QueryEntry {
     this.queryLines = logger.child({ component: 'query' }, { level: 'info' });
   }
 
+  /** A datagram dropped, or a connection closed, for a missing or invalid PROXY v2 header. */
+  proxyProtocolError(): void {
+    this.counters.proxyProtocolErrors++;
+  }
+
   /** Client queries currently waiting on a stage (the upstream, usually). */
   get inFlight(): number {
     return this.inflight;
@@ -62,6 +68,12 @@ export class QueryEntry {
     port: number,
     transport: Transport,
     sink: ReplySink,
+    /** Who the query is for: `address` unless a PROXY header named someone else. */
+    client: string = address,
+    /** The forwarder that named `client`, or null for a direct client. */
+    via: string | null = null,
+    /** The listener trusts the source's ECS option to name the client (ecs_client.from). */
+    ecsTrusted = false,
   ): EntryResult | typeof PENDING {
     const gen = this.generation();
     const udpMax = gen.config.limits.udpMaxPayload;
@@ -76,6 +88,21 @@ export class QueryEntry {
       this.counters.responses[rcode]++;
       return synthesize(msg, peek.questionEnd, rcode, peek.ednsUdpSize, udpMax);
     }
+    let clientAddress = client;
+    let forwarder = via;
+    if (ecsTrusted && peek.optStart >= 0) {
+      const named = ecsClient(msg, peek.optStart);
+      if (named === ECS_MALFORMED) {
+        // RFC 7871 §7.1.1; and a malformed identity must never fall back to the forwarder's.
+        this.counters.malformed++;
+        this.counters.responses[RCODE_FORMERR]++;
+        return synthesize(msg, peek.questionEnd, RCODE_FORMERR, peek.ednsUdpSize, udpMax);
+      }
+      if (named !== null) {
+        forwarder = clientAddress;
+        clientAddress = named;
+      }
+    }
     const ctx: QueryContext = {
       query: msg,
       id: peek.id,
@@ -86,8 +113,9 @@ export class QueryEntry {
       questionEnd: peek.questionEnd,
       ednsUdpSize: peek.ednsUdpSize,
       dnssecOk: peek.dnssecOk,
-      clientAddress: address,
+      clientAddress,
       clientPort: port,
+      via: forwarder,
       transport,
       startedAt: performance.now(),
       policy: null,
@@ -96,7 +124,7 @@ export class QueryEntry {
       cached: false,
       upstreamServer: null,
     };
-    const policy = gen.table.lookup(address);
+    const policy = gen.table.lookup(clientAddress);
     if (policy === null) {
       ctx.decision = 'unmatched';
       gen.unmatchedCounts.unmatched++;
@@ -177,6 +205,7 @@ export class QueryEntry {
         upstream: ctx.upstreamServer,
         duration_ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
         transport: ctx.transport,
+        ...(ctx.via === null ? null : { via: ctx.via }),
         ...audit,
       },
       'query',

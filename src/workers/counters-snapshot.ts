@@ -20,6 +20,7 @@ export interface CountersSnapshot {
   readonly cacheHits: number;
   readonly cacheMisses: number;
   readonly malformed: number;
+  readonly proxyProtocolErrors: number;
   readonly upstreamMismatched: number;
   readonly upstream: [string, UpstreamCounts][];
   readonly pinFailures: [string, number][];
@@ -38,6 +39,7 @@ export function snapshotCounters(c: Counters): CountersSnapshot {
     cacheHits: c.cacheHits,
     cacheMisses: c.cacheMisses,
     malformed: c.malformed,
+    proxyProtocolErrors: c.proxyProtocolErrors,
     upstreamMismatched: c.upstreamMismatched,
     upstream: [...c.upstream].map(([key, counts]) => [key, { ...counts }]),
     pinFailures: [...c.pinFailures],
@@ -65,6 +67,7 @@ export function clearCounters(c: Counters): void {
   c.cacheHits = 0;
   c.cacheMisses = 0;
   c.malformed = 0;
+  c.proxyProtocolErrors = 0;
   c.upstreamMismatched = 0;
   c.upstream.clear();
   c.pinFailures.clear();
@@ -102,6 +105,7 @@ export function addSnapshot(c: Counters, s: CountersSnapshot): void {
   c.cacheHits += s.cacheHits;
   c.cacheMisses += s.cacheMisses;
   c.malformed += s.malformed;
+  c.proxyProtocolErrors += s.proxyProtocolErrors ?? 0;
   c.upstreamMismatched += s.upstreamMismatched;
   for (const [key, counts] of s.upstream) {
     let into = c.upstream.get(key);

@@ -37,6 +37,7 @@ export function contextFor(query: Buffer, opts: ContextOptions = {}): QueryConte
     dnssecOk: p.dnssecOk,
     clientAddress: opts.clientAddress ?? '192.0.2.1',
     clientPort: opts.clientPort ?? 40000,
+    via: null,
     transport: opts.transport ?? 'udp',
     startedAt: 0,
     policy: null,

@@ -35,7 +35,14 @@ describe('configFromFlags', () => {
   test('defaults match the original tool', () => {
     const config = build(['-port', '53']);
     assert.deepEqual(config.listeners, [
-      { name: 'main', address: '0.0.0.0', port: 53, protocols: ['udp', 'tcp'] },
+      {
+        name: 'main',
+        address: '0.0.0.0',
+        port: 53,
+        protocols: ['udp', 'tcp'],
+        proxyProtocolFrom: null,
+        ecsClientFrom: null,
+      },
     ]);
     const set = config.upstreams.get('default');
     assert.ok(set);

@@ -56,7 +56,14 @@ describe('acceptance', () => {
     if ('problems' in result) assert.fail(JSON.stringify(result.problems, null, 1));
     const { config } = result;
     assert.deepEqual(config.listeners, [
-      { name: 'local', address: '127.0.0.1', port: 5353, protocols: ['udp', 'tcp'] },
+      {
+        name: 'local',
+        address: '127.0.0.1',
+        port: 5353,
+        protocols: ['udp', 'tcp'],
+        proxyProtocolFrom: null,
+        ecsClientFrom: null,
+      },
     ]);
     assert.deepEqual(config.admin, { address: '127.0.0.1', port: 9153 });
     const set = config.upstreams.get('default');
