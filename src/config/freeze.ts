@@ -24,7 +24,7 @@ export interface RawConfig {
   listeners: { name: string; address: string; port: number; protocols: Protocol[] }[];
   upstreams: Record<string, RawUpstreamSet>;
   policies: RawPolicy[];
-  cache: { max_entries: number; min_ttl: number; max_ttl: number; negative_ttl: number };
+  cache: { max_entries: number; max_bytes: number; min_ttl: number; max_ttl: number; negative_ttl: number };
   limits: {
     timeout_ms: number;
     udp_max_payload: number;
@@ -171,6 +171,7 @@ export function freezeConfig(
     policies,
     cache: {
       maxEntries: raw.cache.max_entries,
+      maxBytes: raw.cache.max_bytes,
       minTtl: raw.cache.min_ttl,
       maxTtl: raw.cache.max_ttl,
       negativeTtl: raw.cache.negative_ttl,
