@@ -32,7 +32,7 @@ export interface RawConfig {
   }[];
   upstreams: Record<string, RawUpstreamSet>;
   policies: RawPolicy[];
-  cache: { max_entries: number; min_ttl: number; max_ttl: number; negative_ttl: number };
+  cache: { max_entries: number; max_bytes: number; min_ttl: number; max_ttl: number; negative_ttl: number };
   limits: {
     timeout_ms: number;
     udp_max_payload: number;
@@ -184,6 +184,7 @@ export function freezeConfig(
     policies,
     cache: {
       maxEntries: raw.cache.max_entries,
+      maxBytes: raw.cache.max_bytes,
       minTtl: raw.cache.min_ttl,
       maxTtl: raw.cache.max_ttl,
       negativeTtl: raw.cache.negative_ttl,

@@ -83,6 +83,8 @@ export interface PolicyConfig {
 
 export interface CacheConfig {
   readonly maxEntries: number;
+  /** Bound on the slab memory of one cache (see AnswerCache); beside maxEntries. */
+  readonly maxBytes: number;
   readonly minTtl: number;
   readonly maxTtl: number;
   readonly negativeTtl: number;

@@ -35,8 +35,12 @@ const META_SIZE = 28;
  * Wire-bytes LRU of upstream answers, one instance per upstream set, so it survives
  * reloads while the set is unchanged (the set is implied by the instance, not the key).
  *
- * Bound: at most `maxEntries` entries of at most 64 KiB each; storing into a full cache
- * drops the least recently used entry. Expired entries are dropped when looked up.
+ * Bound: at most `maxEntries` entries and `maxBytes` bytes of slab memory (`bytes`: what
+ * the SlotStore allocated, free slot tails and kept empty slabs included, not just the
+ * answers' length; the keys, the Map and the recency ring are bounded by maxEntries and
+ * not counted). A store first evicts least recently used entries while the cache is full
+ * or until the new entry fits; an entry whose slab alone exceeds maxBytes is not stored.
+ * Expired entries are dropped when looked up.
  * Recency is approximate: a hit moves its entry to the tail only when it was last moved
  * more than a quarter of the cache ago, so a hot entry is never near the head yet most
  * hits cost nothing.
@@ -56,10 +60,11 @@ const META_SIZE = 28;
 export class AnswerCache {
   /** Key → SlotStore handle. */
   private readonly entries = new Map<string, number>();
-  private store = new SlotStore();
+  private store: SlotStore;
   /** Counts inserts and moves; wraps at 2^32 (the distance check is done modulo). */
   private touch = 0;
-  private readonly touchDistance: number;
+  /** A quarter of the entries a full cache holds (see the end of set). */
+  private touchDistance: number;
   /**
    * Recency ring, oldest at `head`. Bound: 2 × maxEntries records; a store into a full
    * ring first evicts from the front.
@@ -75,6 +80,7 @@ export class AnswerCache {
   ) {
     this.touchDistance = Math.max(1, Math.floor(cfg.maxEntries / 4));
     this.ringTouch = new Uint32Array(Math.max(2, 2 * cfg.maxEntries));
+    this.store = new SlotStore(cfg.maxBytes);
   }
 
   /** Append a recency record; the ring never overflows because store() evicts first. */
@@ -114,12 +120,17 @@ export class AnswerCache {
     return this.entries.size;
   }
 
+  /** Bytes of slab memory held: what counts against maxBytes. */
+  get bytes(): number {
+    return this.store.bytes;
+  }
+
   clear(): void {
     this.entries.clear();
     this.ringKeys.length = 0;
     this.head = 0;
     this.count = 0;
-    this.store = new SlotStore();
+    this.store = new SlotStore(this.cfg.maxBytes);
   }
 
   /**
@@ -257,7 +268,22 @@ export class AnswerCache {
 
     const offsets = layout.ttlOffsets;
     const store = this.store;
-    const handle = store.allocate(META_SIZE + 2 * offsets.length + storedLength);
+    const size = META_SIZE + 2 * offsets.length + storedLength;
+    if (!store.canHold(size)) return;
+    const key = this.keyOf(ctx);
+    const entries = this.entries;
+    // Replacing an entry leaves its old record stale (its touch differs). Evict before
+    // allocating, so the store never holds more than maxBytes.
+    const previous = entries.get(key);
+    if (previous !== undefined) {
+      entries.delete(key);
+      store.release(previous);
+    }
+    let handle = entries.size < cfg.maxEntries ? store.allocate(size) : -1;
+    while (handle < 0 && this.count > 0) {
+      this.evictOldest();
+      if (entries.size < cfg.maxEntries) handle = store.allocate(size);
+    }
     if (handle < 0) return;
     const slab = store.bufferOf(handle);
     const base = store.offsetOf(handle);
@@ -279,17 +305,14 @@ export class AnswerCache {
     slab.writeUInt16LE(offsets.length, base + AT_TTLS);
     slab.writeUInt16LE(storedLength, base + AT_WIRE_LEN);
 
-    const key = this.keyOf(ctx);
-    const entries = this.entries;
-    // Replacing an entry leaves its old record stale (its touch differs).
-    const previous = entries.get(key);
-    if (previous !== undefined) {
-      store.release(previous);
-    } else {
-      while (entries.size >= cfg.maxEntries && this.count > 0) this.evictOldest();
-    }
     entries.set(key, handle);
     this.record(key, this.touch);
+    // A quarter of a full cache: maxEntries, or what maxBytes holds at the bytes per entry
+    // so far if that is fewer (else hot entries would not move before the head: FIFO).
+    this.touchDistance = Math.max(
+      1,
+      Math.min(cfg.maxEntries, (entries.size * cfg.maxBytes) / store.bytes) >>> 2,
+    );
   }
 }
 

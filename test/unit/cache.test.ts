@@ -18,7 +18,13 @@ import {
 } from '../helpers/ctx.js';
 import { encodeQuery } from '../helpers/dns-client.js';
 
-const CFG: CacheConfig = Object.freeze({ maxEntries: 100, minTtl: 0, maxTtl: 86400, negativeTtl: 300 });
+const CFG: CacheConfig = Object.freeze({
+  maxEntries: 100,
+  maxBytes: 64 * 1024 * 1024,
+  minTtl: 0,
+  maxTtl: 86400,
+  negativeTtl: 300,
+});
 
 function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
   let t = start;

@@ -122,6 +122,9 @@ describe('schema', () => {
   test('udp_max_payload below 512', () => {
     expectOne(yaml(...HEAD, ...POLICY, 'limits: { udp_max_payload: 100 }'), 14, 28, 'must be >= 512');
   });
+  test('cache max_bytes below 1 MiB', () => {
+    expectOne(yaml(...HEAD, ...POLICY, 'cache: { max_bytes: 65536 }'), 14, 21, 'must be >= 1048576');
+  });
   test('rate_limit burst below 1', () => {
     expectOne(
       yaml(...HEAD, ...POLICY, '    rate_limit: { qps: 5, burst: 0 }'),

@@ -132,7 +132,13 @@ policies:
 describe('freezing', () => {
   test('defaults come from the schema', () => {
     const config = mustParse(MINIMAL);
-    assert.deepEqual(config.cache, { maxEntries: 100000, minTtl: 0, maxTtl: 86400, negativeTtl: 300 });
+    assert.deepEqual(config.cache, {
+      maxEntries: 100000,
+      maxBytes: 67108864,
+      minTtl: 0,
+      maxTtl: 86400,
+      negativeTtl: 300,
+    });
     assert.deepEqual(config.limits, {
       timeoutMs: 3000,
       udpMaxPayload: 1232,
@@ -209,10 +215,11 @@ describe('freezing', () => {
   test('explicit values override defaults', () => {
     const text = MINIMAL.replace(
       'policies:',
-      'cache: { max_entries: 10 }\nlimits: { max_inflight: 7 }\nlog: { level: debug, queries: true }\nadmin: {}\npolicies:',
+      'cache: { max_entries: 10, max_bytes: 2097152 }\nlimits: { max_inflight: 7 }\nlog: { level: debug, queries: true }\nadmin: {}\npolicies:',
     );
     const config = mustParse(text);
     assert.equal(config.cache.maxEntries, 10);
+    assert.equal(config.cache.maxBytes, 2097152);
     assert.equal(config.cache.maxTtl, 86400);
     assert.equal(config.limits.maxInflight, 7);
     assert.deepEqual(config.log, { level: 'debug', queries: true });
