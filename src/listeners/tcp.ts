@@ -4,6 +4,7 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
+import { ThrottledLog } from '../log-throttle.js';
 import { type EntryResult, MALFORMED, PENDING, type QueryEntry } from '../pipeline/entry.js';
 import type { StageResult } from '../pipeline/stage.js';
 import { ListenError } from './errors.js';
@@ -22,14 +23,21 @@ export class TcpListener {
   /** Open connections; bounded by `maxTcpConnections`. */
   private readonly connections = new Set<Connection>();
   private boundPort = 0;
+  /** Accept errors (EMFILE under a connection flood) repeat per connection: once per kind per interval. */
+  private readonly serverErrors: ThrottledLog;
 
   constructor(
     readonly address: string,
     readonly port: number,
     private readonly entry: QueryEntry,
     private readonly limits: () => TcpLimits,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    this.serverErrors = new ThrottledLog(
+      logger.child({ listener: 'tcp', address, port }),
+      'tcp server error',
+    );
+  }
 
   get localPort(): number {
     return this.boundPort;
@@ -50,7 +58,9 @@ export class TcpListener {
       // accepts on it (the kernel spreads connections); outside a cluster the flag does nothing.
       server.listen({ port: this.port, host: this.address, exclusive: false, backlog: 1024 }, () => {
         server.off('error', onError);
-        server.on('error', (err) => this.logger.warn({ err, listener: 'tcp' }, 'tcp server error'));
+        server.on('error', (err: NodeJS.ErrnoException) =>
+          this.serverErrors.warn(err.code ?? 'unknown', { err }),
+        );
         this.boundPort = (server.address() as net.AddressInfo).port;
         this.server = server;
         resolve();
@@ -77,6 +87,7 @@ export class TcpListener {
     const server = this.server;
     this.server = null;
     if (server) server.close();
+    this.serverErrors.flush();
     for (const conn of this.connections) conn.drain();
     const deadline = Date.now() + graceMs;
     while (this.connections.size > 0 && Date.now() < deadline) {
