@@ -107,7 +107,11 @@ export class TcpListener {
  * destroyed, not ended: a client that never closes its side must not keep its slot.
  */
 class Connection {
+  /** Bytes read and not yet handed on: whole messages, then at most one partial one. */
   private pending: Buffer | null = null;
+  /** Chunks of a partial message that arrived after `pending`, not yet copied into it. */
+  private parts: Buffer[] = [];
+  private partBytes = 0;
   /** Read once: the getters are native calls. */
   private readonly remoteAddress: string;
   private readonly remotePort: number;
@@ -167,7 +171,20 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
-    this.pending = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    const head = this.pending;
+    if (head === null) {
+      this.pending = chunk;
+    } else {
+      // Copy once the message is whole, not once per chunk: a 64 KiB frame trickled a byte per
+      // segment would otherwise cost gigabytes of copying.
+      this.parts.push(chunk);
+      this.partBytes += chunk.length;
+      if (head.length >= 2 && head.length + this.partBytes < 2 + head.readUInt16BE(0)) return;
+      this.parts.unshift(head);
+      this.pending = Buffer.concat(this.parts, head.length + this.partBytes);
+      this.parts = [];
+      this.partBytes = 0;
+    }
     this.parse();
   }
 

@@ -150,6 +150,31 @@ describe('TCP idle timeout', () => {
   });
 });
 
+describe('TCP framing', () => {
+  test('30 queries cut into pieces of 1 to 7 bytes, across message boundaries, are all answered', async () => {
+    const g = await startGateway(config(await freePort(), 'tcp_idle_timeout_ms: 5000'));
+    const c = await TcpClient.connect(g.port);
+    try {
+      c.socket.setNoDelay(true);
+      const ids = Array.from({ length: 30 }, (_, i) => 700 + i);
+      const stream = Buffer.concat(ids.map((id) => framed(encodeQuery(`piece${id}.example`, { id }))));
+      let seed = 7;
+      for (let at = 0; at < stream.length; ) {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        const size = 1 + (seed % 7);
+        c.socket.write(stream.subarray(at, at + size));
+        at += size;
+        await sleep(1);
+      }
+      const answers = await c.waitFor(30, 5000);
+      assert.deepEqual(answers.map((a) => dnsPacket.decode(a).id).sort(), ids);
+    } finally {
+      c.close();
+      await g.stop();
+    }
+  });
+});
+
 describe('TCP queries in flight per connection', () => {
   test('past max_tcp_inflight_per_connection the connection is not read until answers drain', async () => {
     const g = await startGateway(
