@@ -10,7 +10,7 @@
 #   bash bench/run.sh --baselines      # add bare-fwd / bare-resp reference rows (bench/baselines/)
 #   bash bench/run.sh --metrics-off    # repeat passthrough + cache-hit without the admin: section
 #   bash bench/run.sh --workers N      # gateway rows with `workers: N` in the config
-#   WORKLOADS="passthrough fill" bash bench/run.sh   # any of: passthrough cache-hit latmiss lathit fill
+#   WORKLOADS="passthrough fill" bash bench/run.sh   # any of: passthrough cache-hit cache-hit6 latmiss lathit fill
 #
 # See bench/README.md for what is measured, how to read it, and the knobs.
 set -uo pipefail
@@ -20,7 +20,7 @@ BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
-ALL_WORKLOADS="passthrough cache-hit latmiss lathit fill"
+ALL_WORKLOADS="passthrough cache-hit cache-hit6 latmiss lathit fill"
 RELOAD=0 MODE=udp BASELINES=0 METRICS_OFF=0 WORKERS="" FULL=0
 ARGS=("$@")
 while (($#)); do
@@ -41,7 +41,7 @@ while (($#)); do
 done
 if ((FULL)); then BASELINES=1 METRICS_OFF=1; : "${WORKLOADS:=$ALL_WORKLOADS}"; fi
 
-: "${WORKLOADS:=passthrough cache-hit latmiss lathit}"   # the quick set; --full adds fill
+: "${WORKLOADS:=passthrough cache-hit cache-hit6 latmiss lathit}"   # the quick set; --full adds fill
 : "${DURATION:=10}"        # seconds per closed-loop run
 : "${LAT_DURATION:=$DURATION}"  # seconds per fixed-rate latency run
 : "${LAT_QPS:=1000}"       # dnsperf -Q of latmiss / lathit
@@ -68,6 +68,7 @@ if ((FULL)); then BASELINES=1 METRICS_OFF=1; : "${WORKLOADS:=$ALL_WORKLOADS}"; f
 : "${RESULTS:=$BENCH/results/$(date +%Y%m%d-%H%M%S)}"
 UPSTREAM_NAME=upstream.bench.test
 GEN="$BENCH/gen"
+SERVER=127.0.0.1           # where dnsperf sends; the cache-hit6 row sets ::1 (an IPv6 client)
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
@@ -225,6 +226,15 @@ tree_kib() {  # tree_kib PID FIELD(VmHWM|VmRSS)
   echo "$s"
 }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
+CLK_TCK=$(getconf CLK_TCK)
+tree_ticks() {  # tree_ticks PID: CPU time (user + system, clock ticks) of the process tree so far
+  local p s=0 v
+  for p in "$1" $(descendants "$1"); do
+    # fields after the ")" that closes the command name: utime and stime are the 12th and 13th
+    v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}'); s=$((s + ${v:-0}))
+  done
+  echo "$s"
+}
 
 # ---- the upstream --------------------------------------------------------------------------------
 mkdir -p "$RUN/upstream"
@@ -255,7 +265,7 @@ fi
 # ---- measurement ---------------------------------------------------------------------------------
 TSV="$RESULTS/results.tsv"
 FILL_TSV="$RESULTS/fill.tsv"
-printf 'run\tkind\tworkload\tmode\trate\tqps\tsent\tlost\terrors\tavg_ms\tp50_ms\tp90_ms\tp99_ms\tmax_ms\tpeak_rss_mib\tadmin\treloads\tnote\n' > "$TSV"
+printf 'run\tkind\tworkload\tmode\trate\tqps\tsent\tlost\terrors\tavg_ms\tp50_ms\tp90_ms\tp99_ms\tmax_ms\tpeak_rss_mib\tadmin\treloads\tnote\tcpu_us_per_query\n' > "$TSV"
 printf 'run\tsent\tstored\tlost\tcache_misses\tstart_rss_mib\tpeak_rss_mib\tbytes_per_entry\n' > "$FILL_TSV"
 
 reload_loop() {  # reload_loop PID CONF DURATION: swap in the other config and SIGHUP, every RELOAD_INTERVAL
@@ -296,8 +306,10 @@ measure() {
     echo 0 > "$rconf.reloads"
     reload_loop "$pid" "$rconf" "$dur" & rpid=$!; PIDS+=("$rpid")
   fi
+  local ticks0=0 cpu="-"
+  [[ $pid != - ]] && ticks0=$(tree_ticks "$pid")
   # shellcheck disable=SC2086  # DNSPERF_OPTS is a list of options
-  pin_run "$LOADGEN_CPU" dnsperf -m "$MODE" -s 127.0.0.1 -p "$port" -d "$file" -t "$TIMEOUT" $DNSPERF_OPTS \
+  pin_run "$LOADGEN_CPU" dnsperf -m "$MODE" -s "$SERVER" -p "$port" -d "$file" -t "$TIMEOUT" $DNSPERF_OPTS \
     "${args[@]}" > "$out" 2>&1
   if [[ -n $rpid ]]; then stop_pid "$rpid"; forget_pid "$rpid"; reloads=$(cat "$rconf.reloads"); fi
   local completed avg pct="-	-	-	-" rss="-" note=""
@@ -309,13 +321,18 @@ measure() {
   [[ -z $M_SENT ]] && { note="dnsperf-failed"; log "dnsperf failed for $row: $(tail -3 "$out")"; }
   [[ $wl == lat ]] && pct=$(percentiles "$out")
   if [[ $pid != - ]]; then
+    # the process's CPU per answered query: what a query costs it, whichever side limits the QPS
+    if kill -0 "$pid" 2>/dev/null; then
+      cpu=$(awk -v t="$(( $(tree_ticks "$pid") - ticks0 ))" -v hz="$CLK_TCK" -v n="${completed:-0}" \
+        'BEGIN{if(n>0) printf "%.1f", t*1e6/hz/n; else print "-"}')
+    fi
     if kill -0 "$pid" 2>/dev/null; then rss=$(mib "$(tree_kib "$pid" VmHWM)")
     else note+="${note:+ }died"; log "$row: process $pid died during the run"; fi
   fi
   M_RSS=$rss
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$row" "$kind" "$wl" "$MODE" "$rate" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$row" "$kind" "$wl" "$MODE" "$rate" \
     "${M_QPS:--}" "${M_SENT:--}" "${M_LOST:--}" "$(( ${completed:-0} - M_NOERROR ))" "${avg:--}" "$pct" \
-    "$rss" "$admin" "$reloads" "${note:--}" >> "$TSV"   # pct is four columns
+    "$rss" "$admin" "$reloads" "${note:--}" "$cpu" >> "$TSV"   # pct is four columns
   log "  $row: qps=${M_QPS:--} sent=${M_SENT:--} lost=${M_LOST:--} avg=${avg:--}ms$([[ $wl == lat ]] && echo " p50/p90/p99/max=${pct//	//}ms") rss=${rss}MiB reloads=$reloads"
 }
 
@@ -327,7 +344,7 @@ direct_run() {  # direct_run ROW WORKLOAD QUERYFILE: dnsperf -> unbound's plain 
 }
 
 prime() {  # prime PORT QUERYFILE DIR: fill the cache, two passes over the working set at a gentle rate
-  pin_run "$LOADGEN_CPU" dnsperf -m "$MODE" -s 127.0.0.1 -p "$1" -d "$2" -n 2 -Q 5000 -l 60 \
+  pin_run "$LOADGEN_CPU" dnsperf -m "$MODE" -s "$SERVER" -p "$1" -d "$2" -n 2 -Q 5000 -l 60 \
     -t "$TIMEOUT" $DNSPERF_OPTS > "$3/prime.txt" 2>&1
 }
 
@@ -407,6 +424,8 @@ has_workload passthrough && run_gateway passthrough thr false "$GEN/q-miss.txt" 
 ((METRICS_OFF)) && has_workload passthrough && run_gateway passthrough-nometrics thr false "$GEN/q-miss.txt" 0 off
 has_workload cache-hit && run_gateway cache-hit thr true "$GEN/q-hit.txt" 1 on
 ((METRICS_OFF)) && has_workload cache-hit && run_gateway cache-hit-nometrics thr true "$GEN/q-hit.txt" 1 off
+# the same cache hits asked from ::1: what an IPv6 client costs beside an IPv4 one (cache-hit, just before)
+has_workload cache-hit6 && SERVER=::1 run_gateway cache-hit6 thr true "$GEN/q-hit.txt" 1 on
 has_workload latmiss && run_gateway latmiss lat false "$GEN/q-miss.txt" 0 on
 has_workload lathit && run_gateway lathit lat true "$GEN/q-hit.txt" 1 on
 has_workload fill && run_gateway fill fill true "$GEN/q-fill.txt" 0 on
@@ -438,15 +457,19 @@ cleanup
     echo
     echo "### Throughput (closed loop, ${DURATION} s)"
     echo
-    echo "| run | kind | mode | QPS | sent | lost | errors | avg ms | vs direct | vs ref | peak RSS MiB | admin | reloads |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+    echo "| run | kind | mode | QPS | sent | lost | errors | avg ms | vs direct | vs ref | peak RSS MiB | admin | reloads | CPU µs/query |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     awk -F'\t' 'NR==FNR{ if(FNR>1) q[$1]=$6; next }
       FNR>1 && $3=="thr" {
         base=$1; sub(/-nometrics$/, "", base)
         ref = base=="passthrough" ? "bare-fwd" : base=="cache-hit" ? "bare-resp" : ""
         vd = (q["direct"]>0 && $6+0>0) ? sprintf("%.2f", $6/q["direct"]) : "-"
         vr = (ref!="" && q[ref]>0 && $6+0>0) ? sprintf("%.2f", $6/q[ref]) : "-"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $4, $6, $7, $8, $9, $10, vd, vr, $15, $16, $17 }' "$TSV" "$TSV"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $4, $6, $7, $8, $9, $10, vd, vr, $15, $16, $17, $19 }' "$TSV" "$TSV"
+    # What a query costs the gateway is its CPU time per answered query; the QPS ratio also holds
+    # the load generator's and the kernel's IPv6 path, which can be the limit instead.
+    awk -F'\t' 'FNR>1{q[$1]=$6; c[$1]=$19} END{ if((c["cache-hit"]+0)>0 && (c["cache-hit6"]+0)>0)
+      printf "\nIPv6 client: a cache hit asked from ::1 costs the gateway %.2f× one from 127.0.0.1 (CPU per query %s vs %s µs; the target is at most 1.5); QPS ratio cache-hit / cache-hit6 %.2f.\n", c["cache-hit6"]/c["cache-hit"], c["cache-hit6"], c["cache-hit"], q["cache-hit"]/q["cache-hit6"] }' "$TSV"
   fi
   if awk -F'\t' 'NR>1 && $3=="lat"{f=1} END{exit !f}' "$TSV"; then
     echo

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { PROXY_INCOMPLETE, PROXY_INVALID, parseProxyV2 } from '../identity/proxy-v2.js';
 import { type ListenerTrust, TRUST_NOBODY, trusts } from '../identity/trust.js';
 import type { Logger } from '../log.js';
+import { ThrottledLog } from '../log-throttle.js';
 import { type EntryResult, MALFORMED, PENDING, type QueryEntry } from '../pipeline/entry.js';
 import type { StageResult } from '../pipeline/stage.js';
 import { ListenError } from './errors.js';
@@ -26,14 +27,21 @@ export class TcpListener {
   private boundPort = 0;
   /** Who may name the client (PROXY v2, ECS); replaced when a reload changes the listener's keys. */
   trust: ListenerTrust = TRUST_NOBODY;
+  /** Accept errors (EMFILE under a connection flood) repeat per connection: once per kind per interval. */
+  private readonly serverErrors: ThrottledLog;
 
   constructor(
     readonly address: string,
     readonly port: number,
     private readonly entry: QueryEntry,
     private readonly limits: () => TcpLimits,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    this.serverErrors = new ThrottledLog(
+      logger.child({ listener: 'tcp', address, port }),
+      'tcp server error',
+    );
+  }
 
   get localPort(): number {
     return this.boundPort;
@@ -54,7 +62,9 @@ export class TcpListener {
       // accepts on it (the kernel spreads connections); outside a cluster the flag does nothing.
       server.listen({ port: this.port, host: this.address, exclusive: false, backlog: 1024 }, () => {
         server.off('error', onError);
-        server.on('error', (err) => this.logger.warn({ err, listener: 'tcp' }, 'tcp server error'));
+        server.on('error', (err: NodeJS.ErrnoException) =>
+          this.serverErrors.warn(err.code ?? 'unknown', { err }),
+        );
         this.boundPort = (server.address() as net.AddressInfo).port;
         this.server = server;
         resolve();
@@ -81,6 +91,7 @@ export class TcpListener {
     const server = this.server;
     this.server = null;
     if (server) server.close();
+    this.serverErrors.flush();
     for (const conn of this.connections) conn.drain();
     const deadline = Date.now() + graceMs;
     while (this.connections.size > 0 && Date.now() < deadline) {
@@ -100,7 +111,11 @@ export class TcpListener {
  * destroyed, not ended: a client that never closes its side must not keep its slot.
  */
 class Connection {
+  /** Bytes read and not yet handed on: whole messages, then at most one partial one. */
   private pending: Buffer | null = null;
+  /** Chunks of a partial message that arrived after `pending`, not yet copied into it. */
+  private parts: Buffer[] = [];
+  private partBytes = 0;
   /** Read once: the getters are native calls. */
   private readonly remoteAddress: string;
   private readonly remotePort: number;
@@ -173,7 +188,26 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
-    this.pending = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    const head = this.pending;
+    if (head === null) {
+      this.pending = chunk;
+    } else {
+      // Copy once the message is whole, not once per chunk: a 64 KiB frame trickled a byte per
+      // segment would otherwise cost gigabytes of copying.
+      this.parts.push(chunk);
+      this.partBytes += chunk.length;
+      // (A PROXY header still arriving is no frame: it is parsed on every chunk, and bounded.)
+      if (
+        !this.awaitingProxyHeader &&
+        head.length >= 2 &&
+        head.length + this.partBytes < 2 + head.readUInt16BE(0)
+      )
+        return;
+      this.parts.unshift(head);
+      this.pending = Buffer.concat(this.parts, head.length + this.partBytes);
+      this.parts = [];
+      this.partBytes = 0;
+    }
     this.parse();
   }
 

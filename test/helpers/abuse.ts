@@ -290,13 +290,22 @@ function summarise(sent: number, latencies: number[], errors: number): ProbeStat
 export interface Probe {
   /** Stop sending; resolves once every query is answered or timed out. */
   stop(): Promise<ProbeStats>;
-  /** The figures so far (queries still waiting count as lost). */
-  snapshot(): ProbeStats;
-  /** Start a new window: the next snapshot or stop covers only queries sent from now. */
-  reset(): void;
+  /**
+   * Close the current window and start a new one; the closed window's figures come once its
+   * last queries are answered or timed out.
+   */
+  nextWindow(): Promise<ProbeStats>;
 }
 
 type Sender = (id: number, msg: Buffer) => void;
+
+interface Window {
+  sent: number;
+  latencies: number[];
+  errors: number;
+  /** Queries of this window not answered yet. */
+  waiting: number;
+}
 
 /** Paces queries at `qps` (at most `maxQueries`), matches answers by ID, times out after `timeoutMs`. */
 function pacedProbe(
@@ -306,8 +315,9 @@ function pacedProbe(
   detach: () => void,
 ): Probe {
   /** id → when it was sent and in which window; bounded by qps × timeoutMs. */
-  const sentAt = new Map<number, { at: number; window: number }>();
-  let window = { n: 0, sent: 0, latencies: [] as number[], errors: 0 };
+  const sentAt = new Map<number, { at: number; window: Window }>();
+  const newWindow = (): Window => ({ sent: 0, latencies: [], errors: 0, waiting: 0 });
+  let window = newWindow();
   let nextId = 1;
   let stopped = false;
   const send = attach((msg) => {
@@ -315,9 +325,9 @@ function pacedProbe(
     const entry = sentAt.get(id);
     if (entry === undefined) return;
     sentAt.delete(id);
-    if (entry.window !== window.n) return;
-    window.latencies.push(performance.now() - entry.at);
-    if ((msg[3] & 0x0f) !== 0) window.errors++;
+    entry.window.waiting--;
+    entry.window.latencies.push(performance.now() - entry.at);
+    if ((msg[3] & 0x0f) !== 0) entry.window.errors++;
   });
   const started = performance.now();
   let total = 0;
@@ -328,26 +338,35 @@ function pacedProbe(
       nextId = nextId === 0xffff ? 1 : nextId + 1;
       total++;
       window.sent++;
-      sentAt.set(id, { at: performance.now(), window: window.n });
+      window.waiting++;
+      sentAt.set(id, { at: performance.now(), window });
       send(id, encodeQuery(`${opts.prefix}${total}.probe.example`, { id }));
     }
     const now = performance.now();
-    for (const [id, entry] of sentAt) if (now - entry.at > opts.timeoutMs) sentAt.delete(id);
+    for (const [id, entry] of sentAt) {
+      if (now - entry.at <= opts.timeoutMs) continue;
+      sentAt.delete(id);
+      entry.window.waiting--;
+    }
     if (total >= opts.maxQueries) clearInterval(timer);
   }, 5);
+  const settle = async (w: Window): Promise<ProbeStats> => {
+    const deadline = performance.now() + opts.timeoutMs + 100;
+    while (w.waiting > 0 && performance.now() < deadline) await sleep(10);
+    return summarise(w.sent, w.latencies, w.errors);
+  };
   return {
-    snapshot: () => summarise(window.sent, window.latencies, window.errors),
-    reset: () => {
-      window = { n: window.n + 1, sent: 0, latencies: [], errors: 0 };
+    nextWindow: () => {
+      const closed = window;
+      window = newWindow();
+      return settle(closed);
     },
     async stop() {
       stopped = true;
       clearInterval(timer);
-      const deadline = performance.now() + opts.timeoutMs;
-      while ([...sentAt.values()].some((e) => e.window === window.n) && performance.now() < deadline)
-        await sleep(10);
+      const stats = await settle(window);
       detach();
-      return summarise(window.sent, window.latencies, window.errors);
+      return stats;
     },
   };
 }

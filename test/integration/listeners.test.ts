@@ -7,6 +7,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import * as dnsPacket from 'dns-packet';
+import { TcpListener } from '../../src/listeners/tcp.js';
 import { UdpListener } from '../../src/listeners/udp.js';
 import { createLogger } from '../../src/log.js';
 import type { QueryEntry } from '../../src/pipeline/entry.js';
@@ -149,6 +150,31 @@ describe('TCP idle timeout', () => {
   });
 });
 
+describe('TCP framing', () => {
+  test('30 queries cut into pieces of 1 to 7 bytes, across message boundaries, are all answered', async () => {
+    const g = await startGateway(config(await freePort(), 'tcp_idle_timeout_ms: 5000'));
+    const c = await TcpClient.connect(g.port);
+    try {
+      c.socket.setNoDelay(true);
+      const ids = Array.from({ length: 30 }, (_, i) => 700 + i);
+      const stream = Buffer.concat(ids.map((id) => framed(encodeQuery(`piece${id}.example`, { id }))));
+      let seed = 7;
+      for (let at = 0; at < stream.length; ) {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        const size = 1 + (seed % 7);
+        c.socket.write(stream.subarray(at, at + size));
+        at += size;
+        await sleep(1);
+      }
+      const answers = await c.waitFor(30, 5000);
+      assert.deepEqual(answers.map((a) => dnsPacket.decode(a).id).sort(), ids);
+    } finally {
+      c.close();
+      await g.stop();
+    }
+  });
+});
+
 describe('TCP queries in flight per connection', () => {
   test('past max_tcp_inflight_per_connection the connection is not read until answers drain', async () => {
     const g = await startGateway(
@@ -212,18 +238,30 @@ describe('UDP listeners drain', () => {
   });
 });
 
-describe('UDP socket errors', () => {
-  test('a flood of socket errors logs one line per kind per interval, with the count', async () => {
+/** A logger writing parsed lines into `lines`. */
+function capturingLogger(lines: Record<string, unknown>[]) {
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line));
+      cb();
+    },
+  });
+  return createLogger('warn', sink);
+}
+
+function countsByKind(lines: Record<string, unknown>[], msg: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const l of lines.filter((l) => String(l.msg).startsWith(msg)))
+    counts[String(l.kind)] = (counts[String(l.kind)] ?? 0) + Number(l.count);
+  return counts;
+}
+
+describe('socket errors', () => {
+  const entry = { handle: () => null } as unknown as QueryEntry;
+
+  test('a flood of UDP socket errors logs one line per kind per interval, with the count', async () => {
     const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line));
-        cb();
-      },
-    });
-    const logger = createLogger('warn', sink);
-    const entry = { handle: () => null } as unknown as QueryEntry;
-    const listener = new UdpListener('127.0.0.1', 0, entry, logger, 60_000);
+    const listener = new UdpListener('127.0.0.1', 0, entry, capturingLogger(lines), 60_000);
     await listener.listen();
     // The errors the kernel reports per packet (ICMP bursts, EMSGSIZE), emitted on the real socket.
     const socket = (listener as unknown as { socket: dgram.Socket }).socket;
@@ -236,8 +274,24 @@ describe('UDP socket errors', () => {
     await new Promise((r) => setImmediate(r));
     const errorLines = lines.filter((l) => String(l.msg).startsWith('udp socket error'));
     assert.ok(errorLines.length <= 4, `${errorLines.length} lines for 1000 errors`);
-    const counts: Record<string, number> = {};
-    for (const l of errorLines) counts[String(l.kind)] = (counts[String(l.kind)] ?? 0) + Number(l.count);
-    assert.deepEqual(counts, { EMSGSIZE: 900, ECONNREFUSED: 100 }, 'every error counted once');
+    assert.deepEqual(countsByKind(lines, 'udp socket error'), { EMSGSIZE: 900, ECONNREFUSED: 100 });
+  });
+
+  test('a flood of TCP accept errors (EMFILE) logs one line per kind per interval, with the count', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const limits = () => ({ maxTcpConnections: 10, tcpIdleTimeoutMs: 1000, maxTcpInflightPerConnection: 8 });
+    const listener = new TcpListener('127.0.0.1', 0, entry, limits, capturingLogger(lines));
+    await listener.listen();
+    const server = (listener as unknown as { server: net.Server }).server;
+    for (let i = 0; i < 500; i++) {
+      const err: NodeJS.ErrnoException = new Error('accept EMFILE');
+      err.code = 'EMFILE';
+      server.emit('error', err);
+    }
+    await listener.close();
+    await new Promise((r) => setImmediate(r));
+    const errorLines = lines.filter((l) => String(l.msg).startsWith('tcp server error'));
+    assert.ok(errorLines.length <= 2, `${errorLines.length} lines for 500 errors`);
+    assert.deepEqual(countsByKind(lines, 'tcp server error'), { EMFILE: 500 });
   });
 });
