@@ -406,6 +406,7 @@ export class NameSetBuilder {
 
     // Moves the entries of the record at `from` into the earlier record at `into` (same name).
     const merge = (into: number, from: number): void => {
+      let repeated = false;
       for (let half = 0; half < 2; half++) {
         const field = half === 0 ? H_EXACT : H_WILD;
         const incoming = arena[from + field];
@@ -425,11 +426,12 @@ export class NameSetBuilder {
           if (problem === null) records.push(record);
           else conflict(readLine(arena, from), `${problem} (line ${lineOf(slot)})`);
         } else if ((existing & ACTION_MASK) === (incoming & ACTION_MASK)) {
-          this.duplicates++;
+          repeated = true;
         } else {
           conflict(readLine(arena, from), `conflicts with line ${lineOf(slot)} for the same name`);
         }
       }
+      if (repeated) this.duplicates++;
       arena[from + H_EXACT] = ACTION_NONE;
       arena[from + H_WILD] = ACTION_NONE;
     };
