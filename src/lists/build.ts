@@ -214,10 +214,21 @@ export const DEFAULT_SLICE_MS = 1;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-// Builds run one at a time per process, in arrival order: two large builds interleaved would
-// hold both sets' scratch memory at once and finish no sooner. Bound: the queue holds at most
-// one build per list source (a source never queues a second while one is pending).
+// Builds run one at a time per process, in arrival order, on this thread or on a worker: two
+// large builds at once would hold both sets' scratch memory and finish no sooner. Bound: the
+// queue holds at most one build per list source (a source never queues a second while one is
+// pending).
 let queue: Promise<unknown> = Promise.resolve();
+
+/** Runs `job` after every build queued before it. */
+export function enqueueBuild<T>(job: () => Promise<T>): Promise<T> {
+  const result = queue.then(job, job);
+  queue = result.then(
+    () => undefined,
+    () => undefined,
+  );
+  return result;
+}
 
 /**
  * Runs a build generator in slices of about `sliceMs`, giving the event loop a turn (I/O
@@ -229,7 +240,7 @@ export function runSliced<T>(
   sliceMs = DEFAULT_SLICE_MS,
   signal?: AbortSignal,
 ): Promise<T> {
-  const run = async (): Promise<T> => {
+  return enqueueBuild(async (): Promise<T> => {
     for (;;) {
       if (signal?.aborted) {
         steps.return(undefined as T);
@@ -242,11 +253,20 @@ export function runSliced<T>(
       } while (performance.now() - started < sliceMs);
       await nextTurn();
     }
-  };
-  const result = queue.then(run, run);
-  queue = result.then(
-    () => undefined,
-    () => undefined,
-  );
-  return result;
+  });
+}
+
+/** The content copied into one new buffer (to transfer to a worker), a slice per turn of the
+ *  event loop: one 30 MB copy would hold it for milliseconds. */
+export async function copyForTransfer(chunks: readonly Uint8Array[]): Promise<ArrayBuffer> {
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of slices(chunks, 4 * BYTE_SLICE)) {
+    out.set(part, at);
+    at += part.length;
+    await nextTurn();
+  }
+  return out.buffer;
 }

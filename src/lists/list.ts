@@ -4,7 +4,14 @@
 // snapshot in one assignment.
 import { readFile, stat } from 'node:fs/promises';
 import { type ConfigWatcher, watchConfigFile } from '../config/watch.js';
-import { buildSource, DEFAULT_SLICE_MS, runSliced, type SourceBuild } from './build.js';
+import {
+  buildSource,
+  copyForTransfer,
+  DEFAULT_SLICE_MS,
+  enqueueBuild,
+  runSliced,
+  type SourceBuild,
+} from './build.js';
 import { describeError, ListError } from './errors.js';
 import { fetchList } from './fetch.js';
 import type { NameSet, Slot } from './name-set.js';
@@ -20,6 +27,7 @@ import type {
   RefreshResult,
   SkipReport,
 } from './types.js';
+import { BuildWorkerError, buildOnWorker } from './worker.js';
 
 /** What one source contributes to a snapshot. */
 export interface SourceContent {
@@ -146,8 +154,12 @@ export interface ListLoaderOptions {
   readonly fetchTimeoutMs?: number;
   /** Largest file or body accepted, in bytes. Default 64 MiB (a million names take ~30 MB). */
   readonly maxBytes?: number;
-  /** Longest a build holds the event loop per slice. Default 1 ms. */
+  /** Longest a build on this thread holds the event loop per slice. Default 1 ms. */
   readonly sliceMs?: number;
+  /** Content of at least this many bytes is built on a worker thread (its parse and garbage
+   *  collections then never pause queries); smaller content, in slices on this thread, where
+   *  it costs less than starting a worker. Default 1 MiB; Infinity: never. */
+  readonly workerMinBytes?: number;
   /** No network, timers or watches: URLs come from their state_dir copies only (explain, check). */
   readonly offline?: boolean;
   /** Watch files. Default: true unless offline. */
@@ -165,6 +177,7 @@ export interface ListLoaderOptions {
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_RETRY_MIN_MS = 5000;
+export const DEFAULT_WORKER_MIN_BYTES = 1024 * 1024;
 /** setTimeout's longest delay; longer periods are chained. */
 const MAX_TIMER_MS = 0x7fffffff;
 
@@ -489,11 +502,32 @@ export class ManagedList {
     return this.opts.maxBytes ?? DEFAULT_MAX_BYTES;
   }
 
-  private build(chunks: readonly Uint8Array[], source: string, previousHash: string | null) {
+  /** Builds content on a worker thread when it is large, else in slices on this thread (and
+   *  there too if the worker fails). The chunks stay usable (a copy goes to the worker). */
+  private async build(
+    chunks: readonly Uint8Array[],
+    source: string,
+    previousHash: string | null,
+  ): Promise<SourceBuild | null> {
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    const signal = this.abort.signal;
+    if (total >= (this.opts.workerMinBytes ?? DEFAULT_WORKER_MIN_BYTES)) {
+      try {
+        return await enqueueBuild(async () =>
+          buildOnWorker(this.cfg.format, await copyForTransfer(chunks), source, previousHash, signal),
+        );
+      } catch (err) {
+        if (!(err instanceof BuildWorkerError)) throw err;
+        this.reportError(
+          new Error(`list ${this.name}: ${err.message}; building ${source} on the main thread`),
+        );
+      }
+    }
     return runSliced(
       buildSource(this.cfg.format, chunks, source, previousHash),
       this.opts.sliceMs ?? DEFAULT_SLICE_MS,
-      this.abort.signal,
+      signal,
     );
   }
 

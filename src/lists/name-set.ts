@@ -53,8 +53,9 @@ const ROOT_SLOT = 1;
 /** A slot is `2 * record offset + 0` for the name itself, `+ 1` for the names under it. */
 export type Slot = number;
 
-/** The arrays a finished set is made of. */
-interface NameSetParts {
+/** The arrays a finished set is made of; what a build worker sends back (the arrays'
+ *  buffers transferred, the maps cloned). */
+export interface NameSetParts {
   /** Records: header (HEADER bytes) then name, one after the other. */
   readonly arena: Uint8Array;
   /** Pairs (hash, record offset); offset 0 marks an empty slot. */
@@ -112,6 +113,15 @@ export class NameSet {
     this.table = parts.table;
     this.capacity = parts.table.length >>> 1;
     this.size = parts.names + (parts.rootAction !== ACTION_NONE ? 1 : 0);
+  }
+
+  /** The set's parts, and the buffers to transfer rather than copy when posting them. */
+  transferable(): { parts: NameSetParts; transfer: ArrayBuffer[] } {
+    const buffers = new Set<ArrayBuffer>([
+      this.arena.buffer as ArrayBuffer,
+      this.table.buffer as ArrayBuffer,
+    ]);
+    return { parts: this.p, transfer: [...buffers] };
   }
 
   /** Bytes held by the set's arrays (the maps of local data aside). */

@@ -27,8 +27,9 @@ export function buildText(format: ListFormat, text: string, source = 'list.txt',
   };
 }
 
-/** Polls `predicate` every 10 ms until it holds; fails after `timeoutMs` naming `what`. */
-export async function waitUntil(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+/** Polls `predicate` every 10 ms until it holds; fails after `timeoutMs` naming `what`. The
+ *  default is generous: file events and builds are slow on a loaded machine, never this slow. */
+export async function waitUntil(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type ListEvents, ManagedList, type SourceLoadReport } from '../../src/lists/list.js';
 import { ListManager, loadListsOffline } from '../../src/lists/manager.js';
-import { type ListConfig, parseRefresh, type RefreshResult } from '../../src/lists/types.js';
+import { type ListConfig, type ListHit, parseRefresh, type RefreshResult } from '../../src/lists/types.js';
 import { replaceFile } from '../helpers/files.js';
 import { waitUntil } from '../helpers/lists.js';
 
@@ -252,4 +252,52 @@ test('refresh periods: <n>s|m|h|d, at least one second', () => {
   assert.equal(parseRefresh('1s'), 1000);
   for (const bad of ['0s', '', '1', '1.5h', '-1m', '1w', ' 1h', '1H', '01m'])
     assert.throws(() => parseRefresh(bad), RangeError, bad);
+});
+
+test('content built on a worker thread answers exactly as content built here', async () => {
+  const path = join(dir, 'worker.rpz');
+  const lines = ['$ORIGIN rpz.test.', '@ SOA ns. admin. 1 2 3 4 5'];
+  for (let i = 0; i < 5000; i++) lines.push(`n${i}.example CNAME .`);
+  lines.push(
+    '*.n1.example CNAME rpz-passthru.',
+    'local.example A 192.0.2.1',
+    'local.example TXT "x"',
+    'junk line',
+  );
+  await writeFile(path, lines.join('\n'));
+  const config = { ...listConfig('w', [path]), format: 'rpz' as const };
+  const loads: SourceLoadReport[] = [];
+  const errors: Error[] = [];
+  const onWorker = new ManagedList(config, {
+    watch: false,
+    workerMinBytes: 0,
+    events: { load: (r) => loads.push(r), error: (_l, e) => errors.push(e) },
+  });
+  const here = new ManagedList(config, { watch: false, workerMinBytes: Number.POSITIVE_INFINITY });
+  try {
+    await Promise.all([onWorker.start(), here.start()]);
+    assert.deepEqual(errors, [], 'the worker built it (no fallback to this thread)');
+    assert.equal(onWorker.stats().entries, here.stats().entries);
+    const plain = (h: ListHit | null) =>
+      h && { action: h.action, entry: h.entry, kind: h.kind, source: h.source, line: h.line, local: h.local };
+    for (const q of [
+      'n0.example',
+      'n1.example',
+      'a.n1.example',
+      'n4999.example',
+      'x.n5.example',
+      'local.example',
+    ])
+      assert.deepEqual(plain(onWorker.match(q)), plain(here.match(q)), q);
+    assert.equal(onWorker.match('no.example'), null);
+    assert.equal(onWorker.match('local.example')?.local?.length, 2);
+    assert.equal(loads[0].skipped?.count, 1);
+    assert.deepEqual(
+      loads[0].skipped?.samples.map((s) => `${s.source}:${s.line}`),
+      [`${path}:${lines.length}`],
+    );
+  } finally {
+    await onWorker.close();
+    await here.close();
+  }
 });
