@@ -25,6 +25,19 @@ export type FetchOutcome =
     }
   | { readonly status: 'not_modified' };
 
+/** `url` as logs and reports show it: userinfo and the query string, where feeds put their
+ *  access tokens, replaced by `…`. A string that is not a URL is shown as it is. */
+export function displayUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  const auth = u.username !== '' || u.password !== '' ? '…@' : '';
+  return `${u.protocol}//${auth}${u.host}${u.pathname}${u.search !== '' ? '?…' : ''}`;
+}
+
 /**
  * GET `url`. 200 → the body; 304 to a conditional request → not_modified; anything else
  * throws a {@link ListError}: LIST_HTTP_STATUS, LIST_FETCH_TIMEOUT, LIST_TOO_LARGE (from the
@@ -32,39 +45,49 @@ export type FetchOutcome =
  * Redirects are followed (http and https only, as fetch does).
  */
 export async function fetchList(url: string, opts: FetchListOptions): Promise<FetchOutcome> {
-  let protocol: string;
+  const shown = displayUrl(url);
+  let target: URL;
   try {
-    protocol = new URL(url).protocol;
+    target = new URL(url);
   } catch {
-    throw new ListError('LIST_BAD_URL', `${url}: not a URL`);
+    throw new ListError('LIST_BAD_URL', `${shown}: not a URL`);
   }
-  if (protocol !== 'http:' && protocol !== 'https:')
-    throw new ListError('LIST_BAD_URL', `${url}: only http: and https: URLs can be fetched`);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:')
+    throw new ListError('LIST_BAD_URL', `${shown}: only http: and https: URLs can be fetched`);
 
   const controller = new AbortController();
   const timer = setTimeout(
     () =>
       controller.abort(
-        new ListError('LIST_FETCH_TIMEOUT', `${url}: no complete answer within ${opts.timeoutMs} ms`),
+        new ListError('LIST_FETCH_TIMEOUT', `${shown}: no complete answer within ${opts.timeoutMs} ms`),
       ),
     opts.timeoutMs,
   );
   timer.unref();
   const outer = opts.signal;
   const onOuterAbort = (): void =>
-    controller.abort(new ListError('LIST_CLOSED', `${url}: the list was closed`));
+    controller.abort(new ListError('LIST_CLOSED', `${shown}: the list was closed`));
   if (outer !== undefined) {
     if (outer.aborted) onOuterAbort();
     else outer.addEventListener('abort', onOuterAbort, { once: true });
   }
 
   const headers: Record<string, string> = { 'user-agent': 'dns-tool' };
+  // fetch refuses a URL with credentials; they become Basic authentication (which fetch drops
+  // on a redirect to another origin).
+  if (target.username !== '' || target.password !== '') {
+    const user = decodeURIComponent(target.username);
+    const password = decodeURIComponent(target.password);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    target.username = '';
+    target.password = '';
+  }
   const conditional = Boolean(opts.etag) || Boolean(opts.lastModified);
   if (opts.etag) headers['if-none-match'] = opts.etag;
   if (opts.lastModified) headers['if-modified-since'] = opts.lastModified;
 
   try {
-    const res = await fetch(url, { headers, signal: controller.signal, redirect: 'follow' });
+    const res = await fetch(target, { headers, signal: controller.signal, redirect: 'follow' });
     if (res.status === 304 && conditional) {
       await res.body?.cancel();
       return { status: 'not_modified' };
@@ -73,11 +96,11 @@ export async function fetchList(url: string, opts: FetchListOptions): Promise<Fe
       await res.body?.cancel();
       throw new ListError(
         'LIST_HTTP_STATUS',
-        `${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`,
+        `${shown}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`,
       );
     }
     const tooLarge = (): ListError =>
-      new ListError('LIST_TOO_LARGE', `${url}: larger than the ${opts.maxBytes}-byte cap`);
+      new ListError('LIST_TOO_LARGE', `${shown}: larger than the ${opts.maxBytes}-byte cap`);
     const declared = Number(res.headers.get('content-length') ?? Number.NaN);
     if (declared > opts.maxBytes) {
       controller.abort(tooLarge());
@@ -109,7 +132,9 @@ export async function fetchList(url: string, opts: FetchListOptions): Promise<Fe
     const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
     if (reason instanceof ListError) throw reason;
     if (err instanceof ListError) throw err;
-    throw new ListError('LIST_FETCH_FAILED', `${url}: ${describeError(err)}`, { cause: err });
+    // undici may quote the URL in its message: never with what `shown` leaves out.
+    const detail = describeError(err).split(url).join(shown).split(target.href).join(shown);
+    throw new ListError('LIST_FETCH_FAILED', `${shown}: ${detail}`);
   } finally {
     clearTimeout(timer);
     outer?.removeEventListener('abort', onOuterAbort);

@@ -13,7 +13,7 @@ import {
   type SourceBuild,
 } from './build.js';
 import { describeError, ListError } from './errors.js';
-import { fetchList } from './fetch.js';
+import { displayUrl, fetchList } from './fetch.js';
 import type { NameSet, Slot } from './name-set.js';
 import { readStateCopy, type StateCopy, stateCopyPath, writeStateCopy } from './state.js';
 import type {
@@ -195,6 +195,8 @@ interface SourceState {
   readonly kind: 'file' | 'url';
   /** Path or URL. */
   readonly id: string;
+  /** What messages, reports and hits show: the path, or the URL without its secrets. */
+  readonly label: string;
   content: SourceContent | null;
   origin: ContentOrigin | null;
   /** Validators of `content` (URLs). */
@@ -280,6 +282,7 @@ export class ManagedList {
       return {
         kind,
         id,
+        label: kind === 'url' ? displayUrl(id) : id,
         content: seed?.content ?? null,
         origin: seed?.origin ?? null,
         etag: seed?.etag ?? null,
@@ -375,8 +378,9 @@ export class ManagedList {
 
   /** What each source carries into a list replacing this one with `config` (same format;
    *  keyed by kind and path or URL): content, validators and copy state, so an unchanged
-   *  source is neither fetched in full nor rebuilt. Empty when the format differs. */
-  seeds(config: ListConfig): ReadonlyMap<string, SourceSeed> {
+   *  source is neither fetched in full nor rebuilt. Empty when the format differs. Pass
+   *  `sameStateDir` false when the new list keeps its copies elsewhere. */
+  seeds(config: ListConfig, sameStateDir = true): ReadonlyMap<string, SourceSeed> {
     const out = new Map<string, SourceSeed>();
     if (config.format !== this.cfg.format) return out;
     for (const s of this.sources) {
@@ -385,7 +389,8 @@ export class ManagedList {
         origin: s.origin,
         etag: s.etag,
         lastModified: s.lastModified,
-        persistedHash: s.persistedHash,
+        // A new state_dir has no copy yet: the next fetch writes one.
+        persistedHash: sameStateDir ? s.persistedHash : null,
         lastSuccessMs: s.lastSuccessMs,
       });
     }
@@ -402,7 +407,7 @@ export class ManagedList {
       refreshes: { ...this.counts },
       lastSuccessMs: this.lastSuccessMs,
       sources: this.sources.map((s) => ({
-        source: s.id,
+        source: s.label,
         kind: s.kind,
         loaded: s.content !== null,
         origin: s.origin,
@@ -505,17 +510,25 @@ export class ManagedList {
   /** Builds content on a worker thread when it is large, else in slices on this thread (and
    *  there too if the worker fails). The chunks stay usable (a copy goes to the worker). */
   private async build(
-    chunks: readonly Uint8Array[],
+    input: readonly Uint8Array[] | { readonly path: string; readonly size: number },
     source: string,
     previousHash: string | null,
   ): Promise<SourceBuild | null> {
     let total = 0;
-    for (const c of chunks) total += c.length;
+    if ('path' in input) total = input.size;
+    else for (const c of input) total += c.length;
     const signal = this.abort.signal;
     if (total >= (this.opts.workerMinBytes ?? DEFAULT_WORKER_MIN_BYTES)) {
       try {
         return await enqueueBuild(async () =>
-          buildOnWorker(this.cfg.format, await copyForTransfer(chunks), source, previousHash, signal),
+          buildOnWorker(
+            this.cfg.format,
+            // A file is read by the worker itself: its bytes never pass through this thread.
+            'path' in input ? { path: input.path, maxBytes: this.maxBytes() } : await copyForTransfer(input),
+            source,
+            previousHash,
+            signal,
+          ),
         );
       } catch (err) {
         if (!(err instanceof BuildWorkerError)) throw err;
@@ -524,6 +537,7 @@ export class ManagedList {
         );
       }
     }
+    const chunks = 'path' in input ? [await this.readFileBytes(input.path)] : input;
     return runSliced(
       buildSource(this.cfg.format, chunks, source, previousHash),
       this.opts.sliceMs ?? DEFAULT_SLICE_MS,
@@ -536,10 +550,10 @@ export class ManagedList {
     if (build.entries === 0 && build.skipped.count > 0)
       throw new ListError(
         'LIST_NO_ENTRIES',
-        `${s.id}: none of its ${build.skipped.count} non-comment lines is a ${this.cfg.format} entry (is it the right format, or an error page?)`,
+        `${s.label}: none of its ${build.skipped.count} non-comment lines is a ${this.cfg.format} entry (is it the right format, or an error page?)`,
       );
     s.content = {
-      source: s.id,
+      source: s.label,
       main: build.main,
       exceptions: build.exceptions,
       hash: build.hash,
@@ -562,7 +576,7 @@ export class ManagedList {
     if (!this.closed)
       this.opts.events?.load?.({
         list: this.name,
-        source: s.id,
+        source: s.label,
         kind: s.kind,
         result,
         origin: s.origin,
@@ -576,27 +590,34 @@ export class ManagedList {
     return result;
   }
 
+  /** The file's bytes, within the size cap (it may have grown since it was looked at). */
+  private async readFileBytes(path: string): Promise<Buffer> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      throw asListError(err, (m) => new ListError('LIST_READ', `${path}: ${m}`));
+    }
+    if (bytes.length > this.maxBytes())
+      throw new ListError('LIST_TOO_LARGE', `${path}: over the ${this.maxBytes()}-byte cap`);
+    return bytes;
+  }
+
   private async loadFile(s: SourceState): Promise<RefreshResult> {
     const started = performance.now();
     let build: SourceBuild | null = null;
     try {
-      const readError = (message: string) => new ListError('LIST_READ', `${s.id}: ${message}`);
-      let bytes: Buffer;
+      let size: number;
       try {
         const st = await stat(s.id);
-        if (!st.isFile()) throw readError('not a regular file');
-        if (st.size > this.maxBytes())
-          throw new ListError(
-            'LIST_TOO_LARGE',
-            `${s.id}: ${st.size} bytes, over the ${this.maxBytes()}-byte cap`,
-          );
-        bytes = await readFile(s.id);
+        if (!st.isFile()) throw new ListError('LIST_READ', `${s.id}: not a regular file`);
+        size = st.size;
       } catch (err) {
-        throw asListError(err, readError);
+        throw asListError(err, (m) => new ListError('LIST_READ', `${s.id}: ${m}`));
       }
-      if (bytes.length > this.maxBytes())
-        throw new ListError('LIST_TOO_LARGE', `${s.id}: over the ${this.maxBytes()}-byte cap`);
-      build = await this.build([bytes], s.id, s.content?.hash ?? null);
+      if (size > this.maxBytes())
+        throw new ListError('LIST_TOO_LARGE', `${s.id}: ${size} bytes, over the ${this.maxBytes()}-byte cap`);
+      build = await this.build({ path: s.id, size }, s.id, s.content?.hash ?? null);
       if (build === null) return this.finishLoad(s, started, 'not_modified', null, null);
       this.install(s, build, 'file');
       return this.finishLoad(s, started, 'success', build, null);
@@ -624,7 +645,7 @@ export class ManagedList {
     }
 
     const fromCopy = async (c: StateCopy): Promise<SourceBuild | null> => {
-      const build = await this.build([c.body], s.id, null);
+      const build = await this.build([c.body], s.label, null);
       if (build === null) return null;
       this.install(s, build, 'state_copy');
       s.etag = c.meta.etag;
@@ -638,7 +659,7 @@ export class ManagedList {
         if (s.content !== null) return this.finishLoad(s, started, 'not_modified', null, null);
         const error = new ListError(
           'LIST_FETCH_FAILED',
-          `${s.id}: offline and no copy in ${stateDir === null ? 'state_dir (none is configured)' : stateDir}`,
+          `${s.label}: offline and no copy in ${stateDir === null ? 'state_dir (none is configured)' : stateDir}`,
         );
         return this.finishLoad(s, started, 'failure', null, error);
       }
@@ -674,7 +695,7 @@ export class ManagedList {
         }
         return this.finishLoad(s, started, 'not_modified', build, null);
       }
-      build = await this.build(outcome.chunks, s.id, s.content?.hash ?? null);
+      build = await this.build(outcome.chunks, s.label, s.content?.hash ?? null);
       const hash = build?.hash ?? s.content!.hash;
       if (build !== null) this.install(s, build, 'network');
       const validatorsChanged = outcome.etag !== s.etag || outcome.lastModified !== s.lastModified;
@@ -684,8 +705,9 @@ export class ManagedList {
         try {
           await writeStateCopy(
             copyPath,
+            s.id,
             {
-              url: s.id,
+              url: s.label,
               etag: outcome.etag,
               lastModified: outcome.lastModified,
               sha256: hash,
@@ -702,7 +724,7 @@ export class ManagedList {
       }
       return this.finishLoad(s, started, build === null ? 'not_modified' : 'success', build, null);
     } catch (err) {
-      const error = asListError(err, (m) => new ListError('LIST_FETCH_FAILED', `${s.id}: ${m}`));
+      const error = asListError(err, (m) => new ListError('LIST_FETCH_FAILED', `${s.label}: ${m}`));
       if (s.content === null && copy !== null && error.code !== 'LIST_CLOSED') {
         try {
           build = await fromCopy(copy);

@@ -62,7 +62,11 @@ export class ListManager {
         next.set(config.name, old);
         continue;
       }
-      const list = new ManagedList(config, { ...this.opts, stateDir: cfg.stateDir }, old?.seeds(config));
+      const list = new ManagedList(
+        config,
+        { ...this.opts, stateDir: cfg.stateDir },
+        old?.seeds(config, sameStateDir),
+      );
       next.set(config.name, list);
       starting.push(list.start());
       if (old !== undefined) retired.push(old);

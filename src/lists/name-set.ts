@@ -1,6 +1,7 @@
 // The compact name set behind every list: names in one byte arena, an open-addressing hash
 // table over them, and per-name typed arrays for the action and the source line. No JS object
 // or string is kept per name, which is what lets a million names fit in tens of megabytes.
+import { ListError } from './errors.js';
 import {
   ACTION_LOCAL,
   ACTION_NAMES,
@@ -341,13 +342,15 @@ export class NameSetBuilder {
 
   private append(name: string, kind: EntryKind, action: number, line: number): void {
     const i = this.count;
-    if (i >= MAX_NAMES) throw new RangeError(`a list source holds more than ${MAX_NAMES} names`);
+    if (i >= MAX_NAMES)
+      throw new ListError('LIST_TOO_MANY_NAMES', `more than ${MAX_NAMES} names in one source`);
     if (i === this.hashes.length) this.growRecords();
     const length = name.length;
     const o = this.used;
     const need = o + HEADER + length;
     if (need > this.arena.length) {
-      if (need > MAX_ARENA) throw new RangeError(`a list source holds more than ${MAX_ARENA} bytes of names`);
+      if (need > MAX_ARENA)
+        throw new ListError('LIST_TOO_MANY_NAMES', `more than ${MAX_ARENA} bytes of names in one source`);
       const bigger = new Uint8Array(Math.min(MAX_ARENA, Math.max(this.arena.length * 2, need)));
       bigger.set(this.arena.subarray(0, o));
       this.arena = bigger;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 
 /** What is known about the copy's content, kept in the copy's first line. */
 export interface StateMeta {
+  /** The URL as shown (without userinfo or query: they may hold tokens). */
   readonly url: string;
   readonly etag: string | null;
   readonly lastModified: string | null;
@@ -35,6 +36,9 @@ export function stateCopyPath(stateDir: string, list: string, url: string): stri
   return join(stateDir, 'lists', `${safe}.${digest}.copy`);
 }
 
+/** Identifies the URL a copy is of without writing the URL (and any token in it) down. */
+const urlDigest = (url: string): string => createHash('sha256').update(url).digest('hex');
+
 /** The copy at `path`, or null when there is none or it is not one of ours (or for another
  *  URL). Read errors other than a missing file are thrown. */
 export async function readStateCopy(path: string, url: string): Promise<StateCopy | null> {
@@ -47,17 +51,22 @@ export async function readStateCopy(path: string, url: string): Promise<StateCop
   }
   const nl = raw.indexOf(10);
   if (nl < 0 || raw.toString('latin1', 0, MAGIC.length) !== MAGIC) return null;
-  let meta: StateMeta;
+  let meta: StateMeta & { readonly urlSha256?: unknown };
   try {
-    meta = JSON.parse(raw.toString('utf8', MAGIC.length, nl)) as StateMeta;
+    meta = JSON.parse(raw.toString('utf8', MAGIC.length, nl)) as StateMeta & { readonly urlSha256?: unknown };
   } catch {
     return null;
   }
-  if (meta === null || typeof meta !== 'object' || meta.url !== url || typeof meta.sha256 !== 'string')
+  if (
+    meta === null ||
+    typeof meta !== 'object' ||
+    meta.urlSha256 !== urlDigest(url) ||
+    typeof meta.sha256 !== 'string'
+  )
     return null;
   return {
     meta: {
-      url,
+      url: String(meta.url),
       etag: typeof meta.etag === 'string' ? meta.etag : null,
       lastModified: typeof meta.lastModified === 'string' ? meta.lastModified : null,
       sha256: meta.sha256,
@@ -80,6 +89,7 @@ async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
  */
 export async function writeStateCopy(
   path: string,
+  url: string,
   meta: StateMeta,
   body: readonly Uint8Array[],
 ): Promise<void> {
@@ -87,7 +97,8 @@ export async function writeStateCopy(
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(temp, 'wx', 0o600);
   try {
-    await writeAll(fh, Buffer.from(`${MAGIC}${JSON.stringify(meta)}\n`));
+    const line = JSON.stringify({ ...meta, urlSha256: urlDigest(url) });
+    await writeAll(fh, Buffer.from(`${MAGIC}${line}\n`));
     for (const chunk of body) await writeAll(fh, chunk);
     await fh.sync();
   } catch (err) {

@@ -2,14 +2,16 @@
 // stay off the thread that answers queries, which only adopts the finished arrays.
 import { Worker } from 'node:worker_threads';
 import type { SourceBuild } from './build.js';
-import { ListError } from './errors.js';
+import { ListError, type ListErrorCode } from './errors.js';
 import { NameSet, type NameSetParts } from './name-set.js';
 import type { ListFormat, SkipReport } from './types.js';
 
+/** The content to build: bytes (transferred), or a file the worker reads itself. */
+export type BuildInput = ArrayBuffer | { readonly path: string; readonly maxBytes: number };
+
 export interface BuildRequest {
   readonly format: ListFormat;
-  /** The content, transferred. */
-  readonly bytes: ArrayBuffer;
+  readonly input: BuildInput;
   readonly source: string;
   readonly previousHash: string | null;
 }
@@ -17,6 +19,8 @@ export interface BuildRequest {
 export type BuildReply =
   | { readonly kind: 'unchanged' }
   | { readonly kind: 'error'; readonly message: string }
+  /** The content cannot be loaded (unreadable, over the cap): a failed load, not a failed worker. */
+  | { readonly kind: 'failed'; readonly code: ListErrorCode; readonly message: string }
   | {
       readonly kind: 'built';
       readonly hash: string;
@@ -56,13 +60,14 @@ export class BuildWorkerError extends Error {
 }
 
 /**
- * Builds `bytes` (transferred: unusable by the caller afterwards) on a new worker thread.
- * Resolves null when the content hashes to `previousHash`. An abort of `signal` terminates
- * the worker and rejects with LIST_CLOSED; a worker failure rejects with BuildWorkerError.
+ * Builds `input` on a new worker thread (bytes are transferred: unusable by the caller
+ * afterwards; a file is read there). Resolves null when the content hashes to `previousHash`.
+ * An abort of `signal` terminates the worker and rejects with LIST_CLOSED; content that cannot
+ * be loaded rejects with its ListError; any other failure rejects with BuildWorkerError.
  */
 export function buildOnWorker(
   format: ListFormat,
-  bytes: ArrayBuffer,
+  input: BuildInput,
   source: string,
   previousHash: string | null,
   signal?: AbortSignal,
@@ -98,6 +103,7 @@ export function buildOnWorker(
       finish(() => {
         if (reply.kind === 'unchanged') resolve(null);
         else if (reply.kind === 'error') reject(new BuildWorkerError(reply.message));
+        else if (reply.kind === 'failed') reject(new ListError(reply.code, reply.message));
         else
           resolve({
             hash: reply.hash,
@@ -117,7 +123,7 @@ export function buildOnWorker(
     worker.once('exit', (code) =>
       finish(() => reject(new BuildWorkerError(`build worker exited (code ${code}) without a result`))),
     );
-    const request: BuildRequest = { format, bytes, source, previousHash };
-    worker.postMessage(request, [bytes]);
+    const request: BuildRequest = { format, input, source, previousHash };
+    worker.postMessage(request, input instanceof ArrayBuffer ? [input] : []);
   });
 }

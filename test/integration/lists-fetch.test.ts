@@ -2,7 +2,7 @@
 // real HTTP server on loopback: first load, conditional refresh (304), failures keeping the
 // last good content (500, timeout, size cap, junk), and restarts with a state_dir copy.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 interface SeenRequest {
   readonly path: string;
+  readonly authorization: string | undefined;
   readonly ifNoneMatch: string | undefined;
   readonly ifModifiedSince: string | undefined;
 }
@@ -46,6 +47,7 @@ class ListServer {
       if (ls.seen.length < MAX_SEEN)
         ls.seen.push({
           path: req.url ?? '',
+          authorization: req.headers.authorization,
           ifNoneMatch: req.headers['if-none-match'],
           ifModifiedSince: req.headers['if-modified-since'],
         });
@@ -101,9 +103,13 @@ test('first load, a 304 on refresh keeps the same set, new content swaps in, the
   const server = await ListServer.start();
   const stateDir = freshStateDir();
   const loads: SourceLoadReport[] = [];
+  const errors: Error[] = [];
+  // Built on a worker thread (the body goes there as a copy; the copy in state_dir is still
+  // written from the body as received).
   const list = new ManagedList(urlList('feed', server.url()), {
     stateDir,
-    events: { load: (r) => loads.push(r) },
+    workerMinBytes: 0,
+    events: { load: (r) => loads.push(r), error: (_l, e) => errors.push(e) },
   });
   try {
     server.serve('one.example\ntwo.example\n', '"v1"');
@@ -130,6 +136,7 @@ test('first load, a 304 on refresh keeps the same set, new content swaps in, the
     const copy2 = await readStateCopy(stateCopyPath(stateDir, 'feed', server.url()), server.url());
     assert.equal(Buffer.from(copy2!.body).toString(), 'three.example\n');
     assert.deepEqual(list.stats().refreshes, { success: 2, not_modified: 1, failure: 0 });
+    assert.deepEqual(errors, [], 'no fallback from the worker');
     // No temporary files are left beside the copy.
     assert.deepEqual(
       (await readdir(join(stateDir, 'lists'))).filter((f) => f.endsWith('.tmp')),
@@ -392,6 +399,49 @@ test('closing a list during a hung fetch returns at once, without waiting for th
     assert.equal(list.ready, false);
   } finally {
     for (const res of open) res.destroy();
+    await server.close();
+  }
+});
+
+test('tokens in a URL stay out of messages, reports, hits and the state_dir copy', async () => {
+  const server = await ListServer.start();
+  const stateDir = freshStateDir();
+  const url = `${server.url()}?token=SECRET1`;
+  const reports: SourceLoadReport[] = [];
+  const list = new ManagedList(urlList('vendor', url), {
+    stateDir,
+    events: { load: (r) => reports.push(r) },
+  });
+  const withAuth = new ManagedList(urlList('auth', `http://user:SECRET2@127.0.0.1:${server.port}/list.txt`));
+  try {
+    server.serve('vendor.example\nnot a name\n', '"t"');
+    await list.start();
+    assert.equal(server.seen[0].path, '/list.txt?token=SECRET1', 'the full URL is what is fetched');
+    assert.equal(list.match('vendor.example')?.source, `${server.url()}?…`);
+    server.handler = (_req, res) => res.writeHead(500).end();
+    await list.refresh();
+    await withAuth.start();
+    const copyDir = join(stateDir, 'lists');
+    const copies = await readdir(copyDir);
+    const shown = JSON.stringify({
+      reports,
+      stats: [list.stats(), withAuth.stats()],
+      copies,
+      copy: await readFile(join(copyDir, copies[0]), 'utf8'),
+    });
+    assert.doesNotMatch(shown, /SECRET/);
+    assert.match(shown, /HTTP 500/);
+    // Credentials in the URL are sent as Basic authentication.
+    const authRequest = server.seen.find((r) => r.authorization !== undefined);
+    assert.equal(authRequest?.authorization, `Basic ${Buffer.from('user:SECRET2').toString('base64')}`);
+    assert.equal(withAuth.ready, false, 'the server answered 500 to it');
+    // The copy is still found for the URL it was made from.
+    const copy = await readStateCopy(stateCopyPath(stateDir, 'vendor', url), url);
+    assert.equal(Buffer.from(copy!.body).toString(), 'vendor.example\nnot a name\n');
+    assert.equal(await readStateCopy(stateCopyPath(stateDir, 'vendor', url), server.url()), null);
+  } finally {
+    await list.close();
+    await withAuth.close();
     await server.close();
   }
 });
