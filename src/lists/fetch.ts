@@ -25,6 +25,9 @@ export type FetchOutcome =
     }
   | { readonly status: 'not_modified' };
 
+/** Longest the body loop runs before giving the event loop a turn. */
+const READ_SLICE_MS = 1;
+
 /** `url` as logs and reports show it: userinfo and the query string, where feeds put their
  *  access tokens, replaced by `…`. A string that is not a URL is shown as it is. */
 export function displayUrl(url: string): string {
@@ -110,7 +113,15 @@ export async function fetchList(url: string, opts: FetchListOptions): Promise<Fe
     let bytes = 0;
     if (res.body !== null) {
       const reader = res.body.getReader();
+      let turnStarted = performance.now();
       for (;;) {
+        // With the body already buffered, every read resolves as a microtask and the loop
+        // never lets timers or sockets run: measured, a 32 MB body from loopback held the event
+        // loop for 160-390 ms. A turn is given up every READ_SLICE_MS instead.
+        if (performance.now() - turnStarted >= READ_SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          turnStarted = performance.now();
+        }
         const { done, value } = await reader.read();
         if (done) break;
         bytes += value.byteLength;
