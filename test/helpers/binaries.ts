@@ -12,6 +12,7 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   tcpdump: 'tcpdump',
   dnsperf: 'dnsperf',
   openssl: 'openssl',
+  dnsdist: 'dnsdist',
 };
 
 // unbound and tcpdump live in sbin, which a non-root PATH often lacks.
