@@ -101,12 +101,13 @@ test('a framed stream split at arbitrary points is answered message by message, 
           const seen = new Set<number>();
           for (const raw of client.answers) {
             const d = dnsPacket.decode(raw) as ReturnType<typeof dnsPacket.decode> & { rcode: string };
-            const i = d.id - firstId;
+            const id = d.id ?? -1;
+            const i = id - firstId;
             assert.ok(
-              i >= 0 && i < messages.length && !seen.has(d.id),
-              `answer ID ${d.id} unexpected or repeated`,
+              i >= 0 && i < messages.length && !seen.has(id),
+              `answer ID ${id} unexpected or repeated`,
             );
-            seen.add(d.id);
+            seen.add(id);
             const m = messages[i];
             if (m.kind === 'formerr') {
               assert.equal(d.rcode, 'FORMERR');
