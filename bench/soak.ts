@@ -3,11 +3,13 @@
 // upstream, a config rewrite (a real change, so a new generation) every 30 s and the upstream
 // CA file touched every minute. Reports RSS after warm-up and at the end, lost queries, latency,
 // reloads and the event-loop delay p99 the gateway exports on /metrics.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { UdpLoad, type WindowStats } from '../test/helpers/load.js';
+import { BUCKET_MS, UdpLoad, type WindowStats } from '../test/helpers/load.js';
 import { metricValue, scrapeMetrics } from '../test/helpers/metrics-text.js';
 import { freePort } from '../test/helpers/ports.js';
 import { type GatewayProcess, startGateway } from '../test/helpers/proc.js';
@@ -79,14 +81,19 @@ function clean(w: WindowStats): boolean {
   return w.lost === 0 && w.answered >= w.sent * 0.999 && w.p99Ms < 250;
 }
 
+/** The hot names into the cache and the upstream connections open, before anything is measured. */
+async function prime(port: number): Promise<void> {
+  const load = new UdpLoad({ port, name, lostAfterMs: LOST_AFTER_MS });
+  await load.open();
+  load.setRate(RAMP_START / 2);
+  await sleep(STEP_MS);
+  await load.stop();
+}
+
 /** Highest rate (queries/s) the gateway answers cleanly: doubling steps, then one bisection. */
 async function measureMax(port: number): Promise<{ qps: number; steps: string[] }> {
   const load = new UdpLoad({ port, name, lostAfterMs: LOST_AFTER_MS, socketsPerSource: 8 });
   await load.open();
-  // prime: the hot names into the cache, the upstream connections open
-  load.mark('prime');
-  load.setRate(RAMP_START / 2);
-  await sleep(STEP_MS);
   const steps: string[] = [];
   const step = async (rate: number): Promise<boolean> => {
     load.mark(`ramp ${rate}`);
@@ -118,6 +125,38 @@ async function measureMax(port: number): Promise<{ qps: number; steps: string[] 
   return { qps: good, steps };
 }
 
+/** The host's UDP receive-buffer drops (/proc/net/snmp RcvbufErrors, every socket), or null. */
+function udpRcvbufErrors(): number | null {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Udp:'));
+    const names = lines[0].split(/\s+/);
+    const values = lines[1].split(/\s+/);
+    const i = names.indexOf('RcvbufErrors');
+    return i < 0 ? null : Number(values[i]);
+  } catch {
+    return null;
+  }
+}
+
+/** Datagrams the kernel dropped for full receive buffers, summed over UDP sockets bound to `ports`. */
+function socketDrops(ports: readonly number[]): number | null {
+  try {
+    const wanted = new Set(ports);
+    let drops = 0;
+    for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 13) continue;
+      const port = Number.parseInt(cols[1].split(':')[1], 16);
+      if (wanted.has(port)) drops += Number(cols[cols.length - 1]);
+    }
+    return drops;
+  } catch {
+    return null;
+  }
+}
+
 /** Mean RSS of the samples within [from, to) ms of the sampler's start. */
 function meanRss(samples: readonly RssSample[], from: number, to: number): number {
   const inside = samples.filter((s) => s.at >= from && s.at < to);
@@ -138,6 +177,7 @@ try {
   gateway = await startGateway({ args: ['--config', configPath] });
   const gw = gateway;
 
+  await prime(port);
   let qps = fixedQps ?? 0;
   let ramp: string[] = [];
   if (fixedQps === null) {
@@ -156,6 +196,11 @@ try {
     say('  warning: the cache is still filling after warm-up; RSS growth will include it');
 
   const sampler = new RssSampler(gw.pid, 1000);
+  const rcvbufAtStart = udpRcvbufErrors();
+  // the load generator's own delay: a stalled sender/receiver shows up as latency and loss
+  const ownLag = monitorEventLoopDelay({ resolution: 10 });
+  ownLag.enable();
+  const reloadTimes: number[] = [];
   const soakStart = Date.now();
   const load = new UdpLoad({ port, name, lostAfterMs: LOST_AFTER_MS, socketsPerSource: 8 });
   await load.open();
@@ -175,6 +220,7 @@ try {
   const scrapeErrors: string[] = [];
   const rewrite = setInterval(() => {
     generation++;
+    reloadTimes.push(load.now());
     void writeFile(configPath, config(port, adminPort, upstream!, generation));
   }, reloadSeconds * 1000);
   const touch = setInterval(() => {
@@ -205,9 +251,29 @@ try {
   clearInterval(touch);
   clearInterval(scrape);
   clearInterval(progress);
+  const dropsAtGateway = socketDrops([port]);
+  const dropsAtGenerator = socketDrops(load.localPorts());
   await load.stop();
   sampler.sample();
   sampler.stop();
+  ownLag.disable();
+  const rcvbufAtEnd = udpRcvbufErrors();
+  // where the losses were, by second of send time, and how far the nearest rewrite was
+  const lossBySecond = new Map<number, number>();
+  for (const b of load.timeline) {
+    if (b.lost > 0) {
+      const sec = Math.floor(b.at / 1000);
+      lossBySecond.set(sec, (lossBySecond.get(sec) ?? 0) + b.lost);
+    }
+  }
+  const lossTimes = [...lossBySecond].map(([sec, n]) => {
+    const t = sec * 1000 + BUCKET_MS / 2;
+    const nearest = reloadTimes.reduce(
+      (best, r) => (Math.abs(r - t) < Math.abs(best - t) ? r : best),
+      Number.NaN,
+    );
+    return `${sec} s: ${n}${Number.isNaN(nearest) ? '' : ` (rewrite ${((nearest - t) / 1000).toFixed(1)} s away)`}`;
+  });
 
   const text = await scrapeMetrics(adminPort);
   const reloads =
@@ -247,6 +313,14 @@ try {
     },
     reloads: { rewrites: generation, applied: reloads, failures: reloadFailures },
     scrapeErrors: scrapeErrors.length,
+    lossBySecond: lossTimes,
+    hostUdpRcvbufDrops: rcvbufAtStart === null || rcvbufAtEnd === null ? null : rcvbufAtEnd - rcvbufAtStart,
+    /** Kernel drops on the gateway's listening socket (since it opened: the ramp included) and on the generator's. */
+    socketDrops: { gateway: dropsAtGateway, generator: dropsAtGenerator },
+    generatorLagMs: {
+      p99: Number((ownLag.percentile(99) / 1e6).toFixed(1)),
+      max: Number((ownLag.max / 1e6).toFixed(1)),
+    },
     alive,
     exitCode: exit.code,
   };
@@ -268,6 +342,9 @@ rcodes (soak)  ${Object.entries(summary.byRcode)
 latency (soak) p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, max ${summary.latencyMs.max} ms
 RSS            after warm-up (${warmupSeconds} s) ${summary.rssMiB.afterWarmup} MiB, end ${summary.rssMiB.end} MiB, growth ${summary.rssMiB.growthPercent} % (min ${summary.rssMiB.min}, max ${summary.rssMiB.max})
 event loop     p99 per 10 s scrape (nodejs_eventloop_lag_p99_seconds): median ${summary.eventLoopP99Ms.median} ms, max ${summary.eventLoopP99Ms.max} ms (${summary.eventLoopP99Ms.scrapes} scrapes)
+loss by second ${summary.lossBySecond.slice(0, 12).join('; ') || 'none'}${summary.lossBySecond.length > 12 ? ` … (${summary.lossBySecond.length} seconds)` : ''}
+host UDP drops ${summary.hostUdpRcvbufDrops ?? 'n/a'} (RcvbufErrors, every socket on the host, during the run); at the gateway's socket ${dropsAtGateway ?? 'n/a'} (ramp included), at the load generator's ${dropsAtGenerator ?? 'n/a'}
+load generator event loop delay p99 ${summary.generatorLagMs.p99} ms, max ${summary.generatorLagMs.max} ms
 reloads        ${summary.reloads.rewrites} rewrites, ${summary.reloads.applied} applied, ${summary.reloads.failures} failed; CA file touched every 60 s
 process        ${alive ? 'alive' : 'DEAD'}, exit after SIGTERM ${exit.code ?? exit.signal}
 result         ${ok ? 'PASS' : 'FAIL'} (lost 0, RSS growth < 5 %, every reload applied)`);

@@ -186,7 +186,9 @@ export async function certificateRotation(lab: Lab, scale: number): Promise<Scen
   await lab.killUnbound();
   w.open('key in no pin (same CA)');
   await lab.startUnbound(lab.unpinned, true);
+  const handshakesBefore = lab.proxy.accepted;
   await sleep(5000 * scale);
+  const handshakes = lab.proxy.accepted - handshakesBefore;
   const leaked = (await lab.unboundQueryLines()).length;
   const pinFailuresUnpinned = (await pinFailures()) - pinFailuresStart - pinFailuresBackup;
 
@@ -209,6 +211,8 @@ export async function certificateRotation(lab: Lab, scale: number): Promise<Scen
       queriesReachingBackupServer: reachingBackup,
       pinFailuresWithUnpinnedKey: pinFailuresUnpinned,
       queriesReachingUnpinnedServer: leaked,
+      connectionsToUnpinnedServer: handshakes,
+      unpinnedWindowMs: Math.round(5000 * scale),
     },
   };
 }

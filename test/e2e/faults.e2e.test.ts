@@ -83,8 +83,11 @@ describe('upstream faults (unbound)', {
     assert.ok(r.recoveryMs !== null && r.recoveryMs <= 7000, `recovered after ${r.recoveryMs} ms`);
   });
 
+  let rotation: ScenarioResult | null = null;
+
   test('certificate rotated: the backup pin keeps working, a key in no pin fails closed', async (t) => {
     const r = await certificateRotation(lab!, SCALE);
+    rotation = r;
     t.diagnostic(formatTable([r]));
     everyQueryAnswered(r);
     // backup pin: accepted without a single pin failure, and answers flow again
@@ -98,5 +101,18 @@ describe('upstream faults (unbound)', {
     assert.ok(r.facts.pinFailuresWithUnpinnedKey > 0, 'pin failures counted');
     assert.equal(r.facts.queriesReachingUnpinnedServer, 0, 'no query reached the unpinned server');
     assert.equal(r.facts.healthy, 1, 'steady NOERROR once the pinned key is back');
+  });
+
+  // DESIGN.md, Upstream: "A server whose TLS or pin check fails is not tried again for client
+  // queries until a background probe succeeds (backoff)". Probes back off from 1 s, so a few
+  // seconds allow a handful of handshakes, not one per client query.
+  test('a server that failed its pin check gets no handshake per client query, only probes', () => {
+    assert.ok(rotation, 'the rotation scenario ran');
+    const { connectionsToUnpinnedServer: handshakes, unpinnedWindowMs } = rotation.facts;
+    const queries = windowOf(rotation, 'key in no pin').sent;
+    assert.ok(
+      handshakes <= 2 + Math.ceil(unpinnedWindowMs / 1000),
+      `${handshakes} TLS handshakes with the unpinned server in ${unpinnedWindowMs} ms for ${queries} client queries`,
+    );
   });
 });

@@ -87,12 +87,18 @@ class Slots {
 export class UdpLoad {
   private readonly sockets: dgram.Socket[] = [];
   private readonly slots: Slots[] = [];
+  /** One per mark(): as many as the caller labels (a handful per fault, a few per soak). */
   private readonly windows: Window[] = [];
   private current: Window;
-  /** Send order, for the lost-query sweep: socket index << 16 | ID, and when it was sent. */
+  /**
+   * Send order, for the lost-query sweep: socket index << 16 | ID, and when it was sent. Holds
+   * about rate × lostAfterMs entries: the sweep consumes the head, and the consumed part is
+   * cut off once it exceeds 100,000.
+   */
   private queue: number[] = [];
   private queueAt: number[] = [];
   private queueHead = 0;
+  /** Outcomes per BUCKET_MS of send time; at most MAX_BUCKETS (later sends are not bucketed). */
   readonly timeline: Bucket[] = [];
   private readonly started = performance.now();
   private seq = 0;
@@ -248,6 +254,11 @@ export class UdpLoad {
   /** ms since the load started (the timeline's clock). */
   now(): number {
     return performance.now() - this.started;
+  }
+
+  /** The local ports of the sending sockets (e.g. to read their drop counters in /proc/net/udp). */
+  localPorts(): number[] {
+    return this.sockets.map((s) => s.address().port);
   }
 
   get totalSent(): number {
