@@ -34,6 +34,12 @@ export interface UnboundOptions {
   readonly localData?: readonly string[];
   /** How long to wait for the first answer on the plain port. */
   readonly readyTimeoutMs?: number;
+  /** Listen on these ports (e.g. to restart on the ports a gateway already uses); default: free ones. */
+  readonly ports?: { readonly dot: number; readonly plain: number };
+  /** Serve DoT with this key and certificate (chain) instead of a fresh self-signed one. */
+  readonly certificate?: { readonly certPath: string; readonly keyPath: string; readonly tlsName: string };
+  /** Log every query received (`log-queries: yes`) to `logPath`. */
+  readonly logQueries?: boolean;
 }
 
 export interface UnboundUpstream {
@@ -122,10 +128,12 @@ function configText(
   certPath: string,
   keyPath: string,
   extra: readonly string[],
+  logQueries = false,
 ): string {
   return [
     'server:',
     '  verbosity: 1',
+    ...(logQueries ? ['  log-queries: yes'] : []),
     '  use-syslog: no',
     '  logfile: ""',
     '  do-daemonize: no',
@@ -196,12 +204,17 @@ export async function startUnbound(opts: UnboundOptions = {}): Promise<UnboundUp
   const dir = mkdtempSync(join(tmpdir(), 'dns-tool-unbound-'));
   let child: ChildProcess | null = null;
   try {
-    const { certPath, keyPath, pem } = await makeCertificate(dir, UPSTREAM_TLS_NAME);
-    const dotPort = await freePort();
-    let plainPort = await freePort();
+    const { certPath, keyPath, pem } = opts.certificate
+      ? { ...opts.certificate, pem: readFileSync(opts.certificate.certPath, 'utf8') }
+      : await makeCertificate(dir, UPSTREAM_TLS_NAME);
+    const dotPort = opts.ports?.dot ?? (await freePort());
+    let plainPort = opts.ports?.plain ?? (await freePort());
     while (plainPort === dotPort) plainPort = await freePort();
     const confPath = join(dir, 'unbound.conf');
-    writeFileSync(confPath, configText(dir, dotPort, plainPort, certPath, keyPath, opts.localData ?? []));
+    writeFileSync(
+      confPath,
+      configText(dir, dotPort, plainPort, certPath, keyPath, opts.localData ?? [], opts.logQueries),
+    );
     const check = await runProcess(checkconf, [confPath], { timeoutMs: 20_000 });
     if (check.code !== 0)
       throw new Error(`unbound-checkconf rejected ${confPath}: ${check.stdout}${check.stderr}`);
@@ -249,7 +262,7 @@ export async function startUnbound(opts: UnboundOptions = {}): Promise<UnboundUp
       plainPort,
       certPath,
       pin: await pinOf(pem),
-      tlsName: UPSTREAM_TLS_NAME,
+      tlsName: opts.certificate?.tlsName ?? UPSTREAM_TLS_NAME,
       dir,
       process: started,
       logPath,
