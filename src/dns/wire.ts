@@ -53,7 +53,8 @@ function readQuestionName(buf: Buffer, offset: number, out: PeekedQuery): number
     }
     if (len > 63) return -1;
     wireLen += len + 1;
-    if (wireLen > MAX_NAME_WIRE) return -1;
+    // RFC 1035 §3.1: the whole name, its root octet included, is at most 255 octets.
+    if (wireLen + 1 > MAX_NAME_WIRE) return -1;
     const end = pos + 1 + len;
     if (end > buf.length) return -1;
     if (n > 0) {

@@ -238,3 +238,18 @@ test('flags do not change what is peeked, except QR and opcode', () => {
     RUNS,
   );
 });
+
+test('the 255-octet bound is exact: 255 octets pass, 256 are FORMERR', () => {
+  // Three 63-octet labels and one of `last` octets: 3 × 64 + (1 + last) + the root octet.
+  for (const [last, status] of [
+    [61, PEEK_OK],
+    [62, PEEK_FORMERR],
+  ] as const) {
+    const name = wireName(
+      [...Array(3)].map(() => new Uint8Array(63).fill(0x61)).concat([new Uint8Array(last).fill(0x62)]),
+    );
+    assert.equal(name.length, 193 + last + 1);
+    const wire = Buffer.concat([header(1, 0, 1, 0, 0, 0), name, Buffer.from([0, 1, 0, 1])]);
+    assert.equal(peekQuery(wire).status, status, `wire name of ${name.length} octets`);
+  }
+});
