@@ -23,7 +23,13 @@ const COREFILE = join(BASE, 'coredns/Corefile');
 type Obj = any;
 
 interface RawConfig {
-  listeners: { name: string; address: string; port: number; protocols?: string[] }[];
+  listeners: {
+    name: string;
+    address: string;
+    port: number;
+    protocols?: string[];
+    ecs_client?: { from: string[] };
+  }[];
   upstreams: Record<string, { servers: { address: string; port?: number }[] }>;
   policies: { name: string; clients: string[] }[];
   admin?: { address: string; port: number };
@@ -323,6 +329,13 @@ describe('deploy/kubernetes', { skip: skipUnlessBinaries('kubectl') }, () => {
     assert.equal(isIP(m[1]), 4, 'the forward plugin needs an address');
     const coredns = config.listeners.find((l) => l.name === 'coredns');
     assert.equal(Number(m[2]), coredns?.port, "the gateway's CoreDNS listener port");
+    // The ECS CoreDNS sends names the client only on a listener that trusts CoreDNS for it.
+    assert.ok(coredns?.ecs_client?.from.length, 'the CoreDNS listener has ecs_client');
+    assert.equal(
+      config.listeners.find((l) => l.name !== 'coredns' && l.ecs_client !== undefined),
+      undefined,
+      'no other listener takes a client name from ECS',
+    );
     const service = only(objects, 'Service');
     for (const protocol of ['UDP', 'TCP']) {
       assert.ok(
