@@ -105,16 +105,12 @@ async function udp(port: number, msg: Buffer): Promise<Buffer> {
   return answer;
 }
 
-for (const cache of [false, true]) {
-  describe(`EDNS hop by hop, cache ${cache ? 'on' : 'off'}`, () => {
-    let gw: TestGateway;
-    const tag = cache ? 'c' : 'n';
-
-    before(async () => {
-      await upstream.ready();
-      upstream.dot.behaviour.answer = chattyAnswer;
-      const port = await freePort();
-      gw = await startGateway(`
+/** A gateway in front of the test upstream, answering with chattyAnswer; one policy for everyone. */
+async function chattyGateway(cache: boolean): Promise<TestGateway> {
+  await upstream.ready();
+  upstream.dot.behaviour.answer = chattyAnswer;
+  const port = await freePort();
+  return startGateway(`
 version: 1
 listeners: [{ name: t, address: 127.0.0.1, port: ${port} }]
 upstreams:
@@ -128,6 +124,15 @@ policies:
 limits: { timeout_ms: 2000, udp_max_payload: ${UDP_MAX} }
 log: { level: warn }
 `);
+}
+
+for (const cache of [false, true]) {
+  describe(`EDNS hop by hop, cache ${cache ? 'on' : 'off'}`, () => {
+    let gw: TestGateway;
+    const tag = cache ? 'c' : 'n';
+
+    before(async () => {
+      gw = await chattyGateway(cache);
     });
     after(async () => {
       await gw.stop();
@@ -202,23 +207,7 @@ log: { level: warn }
 describe('cache: hits and misses are the same bytes; CD is part of the key', () => {
   let gw: TestGateway;
   before(async () => {
-    await upstream.ready();
-    upstream.dot.behaviour.answer = chattyAnswer;
-    const port = await freePort();
-    gw = await startGateway(`
-version: 1
-listeners: [{ name: t, address: 127.0.0.1, port: ${port} }]
-upstreams:
-  default:
-    timeout_ms: 1000
-    connections: 1
-    servers:
-      - ${upstream.serverEntry()}
-policies:
-  - { name: all, clients: [0.0.0.0/0], cache: true }
-limits: { timeout_ms: 2000, udp_max_payload: ${UDP_MAX} }
-log: { level: warn }
-`);
+    gw = await chattyGateway(true);
   });
   after(async () => {
     await gw.stop();
